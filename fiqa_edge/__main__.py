@@ -1,0 +1,5 @@
+"""Run the CLI as ``python -m fiqa_edge``."""
+
+from .cli import main
+
+main()

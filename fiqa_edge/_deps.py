@@ -1,0 +1,43 @@
+"""Optional dependencies: check without importing, import with a helpful error."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from functools import lru_cache
+from types import ModuleType
+
+from .errors import MissingDependencyError
+
+# import name -> the extra of fiqa-edge that installs it
+EXTRA_FOR = {
+    "torch": "train",
+    "torchvision": "train",
+    "timm": "train",
+    "safetensors": "train",
+    "fvcore": "train",
+    "yaml": "train",
+    "onnxruntime": "onnxruntime",
+    "onnx": "onnxruntime",
+    "openvino": "openvino",
+    "nncf": "openvino",
+    "coremltools": "coreml",
+    "tensorrt": "tensorrt",
+}
+
+
+@lru_cache(maxsize=None)
+def is_available(module: str) -> bool:
+    """True when ``module`` can be imported, without importing it."""
+    return importlib.util.find_spec(module) is not None
+
+
+def require(module: str, purpose: str = "") -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        extra = EXTRA_FOR.get(module.split(".")[0], "all")
+        why = f" for {purpose}" if purpose else ""
+        msg = f"{module} is needed{why}: pip install 'fiqa-edge[{extra}]' ({exc})"
+        raise MissingDependencyError(msg) from exc

@@ -1,0 +1,41 @@
+"""The torch backend: a checkpoint in its zoo architecture, on CUDA when present."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..preprocess import PreprocessSpec
+from ..zoo import get_model_cfg, load_model
+
+__all__ = ["TorchBackend"]
+
+
+class TorchBackend:
+    """Scores batches with a torch model in eval mode."""
+
+    name = "torch"
+
+    def __init__(self, model: nn.Module, spec: PreprocessSpec, arch: str, device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.spec = spec
+        self.arch = arch
+        self.device = device
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike[str], *, arch: str | None = None, input_size: int | None = None
+    ) -> "TorchBackend":
+        """Load a checkpoint (architecture named or recognised from its keys)."""
+        loaded = load_model(path, arch=arch, input_size=input_size)
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        spec = get_model_cfg(loaded.arch).preprocessing(loaded.input_size)
+        return cls(loaded.model, spec, loaded.arch, device)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(batch).to(self.device))
+        return out.reshape(-1).double().cpu().numpy()

@@ -1,0 +1,43 @@
+"""Exceptions raised by fiqa-edge.
+
+Every message is built before raising and names the file (or option) at fault,
+so the CLI can print it as one line.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FiqaError",
+    "ImageError",
+    "CheckpointError",
+    "ManifestError",
+    "MissingDependencyError",
+    "UnknownModelError",
+]
+
+
+class FiqaError(Exception):
+    """Base class of every error fiqa-edge raises on purpose."""
+
+
+class ImageError(FiqaError):
+    """An image file is missing, unreadable or not an image."""
+
+
+class CheckpointError(FiqaError):
+    """A checkpoint is missing, damaged, or does not fit the architecture."""
+
+
+class ManifestError(FiqaError):
+    """A bundle manifest (fiqa.json) is missing or invalid."""
+
+
+class UnknownModelError(FiqaError, KeyError):
+    """A model name is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class MissingDependencyError(FiqaError, ImportError):
+    """An optional package is not installed; the message names the extra."""

@@ -1,0 +1,104 @@
+"""Correlation metrics as the official Efficient-FIQA evaluation computes them.
+
+PLCC and RMSE are taken after fitting the 4-parameter logistic
+``y = b2 + (b1 - b2) / (1 + exp(-(x - b3) / |b4|))`` from predictions to labels
+(scipy ``curve_fit`` from the official starting point); SRCC and KRCC use the
+raw predictions. The challenge score is (SRCC + PLCC) / 2.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["Logistic4", "QualityMetrics", "fit_logistic", "quality_metrics"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Logistic4:
+    """The fitted 4-parameter logistic; call it to map raw scores onto the label scale."""
+
+    b1: float
+    b2: float
+    b3: float
+    b4: float
+
+    def __call__(self, x: np.ndarray | Sequence[float]) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float64)
+        return self.b2 + (self.b1 - self.b2) / (1.0 + np.exp(-(x - self.b3) / abs(self.b4)))
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def fit_logistic(predictions: Sequence[float], labels: Sequence[float]) -> Logistic4:
+    """Fit :class:`Logistic4` from ``predictions`` to ``labels`` (official initialisation).
+
+    Raises:
+        RuntimeError: the least-squares fit did not converge.
+    """
+    from scipy.optimize import curve_fit
+
+    x = np.asarray(predictions, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+
+    def f(v: np.ndarray, b1: float, b2: float, b3: float, b4: float) -> np.ndarray:
+        return Logistic4(b1, b2, b3, b4)(v)
+
+    p0 = [np.max(y), np.min(y), np.mean(x), 0.5]
+    params, _ = curve_fit(f, x, y, p0=p0, maxfev=100_000_000)
+    return Logistic4(*(float(p) for p in params))
+
+
+@dataclass(frozen=True)
+class QualityMetrics:
+    """Agreement between predicted quality and labels."""
+
+    srcc: float
+    plcc: float
+    krcc: float
+    rmse: float
+    n: int
+    fitted: bool  # False when the logistic fit failed and PLCC/RMSE use raw predictions
+
+    @property
+    def score(self) -> float:
+        """The challenge score, (SRCC + PLCC) / 2."""
+        return (self.srcc + self.plcc) / 2.0
+
+    def to_dict(self) -> dict[str, float | int | bool]:
+        return {**asdict(self), "score": self.score}
+
+
+def quality_metrics(predictions: Sequence[float], labels: Sequence[float]) -> QualityMetrics:
+    """SRCC, KRCC, PLCC and RMSE (after the logistic fit) and the challenge score.
+
+    Raises:
+        ValueError: fewer than three pairs, or the two sequences differ in length.
+    """
+    from scipy import stats
+
+    x = np.asarray(predictions, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(f"predictions and labels must be 1-D and equal in length, got {x.shape} and {y.shape}")
+    if len(x) < 3:
+        raise ValueError(f"need at least 3 predictions to correlate, got {len(x)}")
+    try:
+        mapped, fitted = fit_logistic(x, y)(x), True
+    except (RuntimeError, ValueError) as exc:
+        log.warning("logistic fit failed (%s); PLCC and RMSE use raw predictions", exc)
+        mapped, fitted = x, False
+    return QualityMetrics(
+        srcc=float(stats.spearmanr(x, y)[0]),
+        plcc=float(stats.pearsonr(mapped, y)[0]),
+        krcc=float(stats.kendalltau(x, y)[0]),
+        rmse=float(np.sqrt(np.mean((mapped - y) ** 2))),
+        n=len(x),
+        fitted=fitted,
+    )

@@ -1,0 +1,82 @@
+"""Model zoo: the registry (torch-free) and the factory (imports torch on use)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._registry import TIMM_PREFIX, ModelCfg, get_model_cfg, is_model, list_models, register_model
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = [
+    "TIMM_PREFIX",
+    "LoadedModel",
+    "ModelCfg",
+    "create_model",
+    "get_model_cfg",
+    "is_model",
+    "list_models",
+    "load_model",
+    "register_model",
+]
+
+
+def create_model(name: str, **kwargs: Any) -> "nn.Module":
+    """Build the architecture ``name`` with random weights (nothing is downloaded).
+
+    Args:
+        name: a registered name (``fiqa_edgenext_xxs``, ``fiqa_swin_b``) or ``timm:<arch>``.
+        **kwargs: passed to the builder; ``None`` values are dropped.
+
+    Raises:
+        UnknownModelError: ``name`` is not known.
+
+    Example:
+        >>> model = create_model("fiqa_edgenext_xxs")
+    """
+    from .._deps import require
+
+    require("torch", f"model {name}")
+    cfg = get_model_cfg(name)
+    extra = {k: v for k, v in kwargs.items() if v is not None}
+    return cfg.resolve_builder()(**{**cfg.builder_kwargs, **extra})
+
+
+@dataclass
+class LoadedModel:
+    """A model in eval mode with what was learnt about it while loading."""
+
+    model: "nn.Module"
+    arch: str
+    input_size: int
+    sha256: str
+    path: Path
+
+
+def load_model(path: str | os.PathLike[str], arch: str | None = None, input_size: int | None = None) -> LoadedModel:
+    """Load a checkpoint into its architecture (recognised from its keys when ``arch`` is None).
+
+    Args:
+        path: ``.pt``/``.pth``/``.safetensors`` checkpoint (official layouts load unchanged).
+        arch: registry name; defaults to the name stored in the file, else detection.
+        input_size: preprocessing size; defaults to the file's, else the architecture's.
+
+    Raises:
+        CheckpointError: the file is unreadable or does not fit the architecture.
+    """
+    from ..manifest import sha256_file
+    from .checkpoint import check_fits, detect_arch, read_checkpoint
+
+    path = Path(path)
+    state, meta = read_checkpoint(path)
+    arch = arch or meta.get("arch") or detect_arch(state, origin=str(path))
+    model = create_model(arch)
+    check_fits(model, state, arch, origin=str(path))
+    model.load_state_dict(state)
+    model.eval()
+    size = input_size or int(meta.get("input_size", 0)) or get_model_cfg(arch).input_size
+    return LoadedModel(model=model, arch=arch, input_size=size, sha256=sha256_file(path), path=path)

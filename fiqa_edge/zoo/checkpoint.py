@@ -1,0 +1,132 @@
+"""Read and write model checkpoints safely; recognise their architecture.
+
+Reads plain ``torch.save(state_dict)`` files (the official checkpoints), dicts
+wrapping one under ``model_state_dict``/``state_dict``/``model`` (optionally
+with ``module.`` prefixes from DataParallel/DDP), and safetensors files. Torch
+files are loaded with ``weights_only=True``: no pickled code ever runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .._atomic import atomic_path
+from ..errors import CheckpointError
+from ._registry import get_model_cfg, list_models
+
+__all__ = ["read_checkpoint", "detect_arch", "check_fits", "save_checkpoint", "SAFETENSORS_SUFFIX"]
+
+SAFETENSORS_SUFFIX = ".safetensors"
+_WRAPPER_KEYS = ("model_state_dict", "state_dict", "model")
+_META_KEYS = ("arch", "input_size")
+
+
+def _shorten(items: list[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", … (+{len(items) - limit})" if len(items) > limit else "")
+
+
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Return ``(state_dict, metadata)`` from a checkpoint file.
+
+    ``metadata`` holds string entries saved beside the weights (``arch``,
+    ``input_size``) by :func:`save_checkpoint`; official checkpoints have none.
+
+    Raises:
+        CheckpointError: missing file, unreadable or unsafe content, no tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    metadata: dict[str, str] = {}
+    try:
+        if path.suffix == SAFETENSORS_SUFFIX:
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as f:
+                metadata = dict(f.metadata() or {})
+                obj: Any = {k: f.get_tensor(k) for k in f.keys()}
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch and safetensors raise many types for damaged files
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:200]})") from exc
+    if isinstance(obj, Mapping):
+        for key in _WRAPPER_KEYS:
+            if isinstance(obj.get(key), Mapping):
+                metadata.update({k: str(obj[k]) for k in _META_KEYS if isinstance(obj.get(k), (str, int))})
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{path}: holds no state_dict (found {type(obj).__name__})")
+    state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    if not state:
+        raise CheckpointError(f"{path}: holds no tensors")
+    if all(k.startswith("module.") for k in state):
+        state = {k[len("module.") :]: v for k, v in state.items()}
+    return state, metadata
+
+
+def detect_arch(state_dict: Mapping[str, torch.Tensor], origin: str = "checkpoint") -> str:
+    """Name the registered architecture whose signature keys and shapes the state_dict has.
+
+    Raises:
+        CheckpointError: no registered architecture fits.
+    """
+    for name in list_models():
+        signature = get_model_cfg(name).signature
+        if signature and all(
+            k in state_dict and tuple(state_dict[k].shape) == shape for k, shape in signature.items()
+        ):
+            return name
+    raise CheckpointError(
+        f"{origin}: architecture not recognised from its keys (first: {_shorten(sorted(state_dict), 3)}); "
+        f"pass --arch (one of {', '.join(list_models())}, or timm:<arch>)"
+    )
+
+
+def check_fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch: str, origin: str) -> None:
+    """Raise :class:`CheckpointError` naming the keys and shapes that do not fit ``model``."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = [
+        f"{k} {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_shorten(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {_shorten(unexpected)}")
+    if wrong:
+        problems.append(f"shapes (checkpoint vs model): {_shorten(wrong, 3)}")
+    if problems:
+        raise CheckpointError(f"{origin}: does not fit {arch}: " + "; ".join(problems))
+
+
+def save_checkpoint(
+    model: nn.Module, path: str | os.PathLike[str], *, arch: str, input_size: int | None = None
+) -> Path:
+    """Write ``model``'s weights atomically; ``.safetensors`` gets ``arch`` as metadata.
+
+    Any other suffix writes a ``torch.save`` dict ``{"model_state_dict", "arch"}``
+    that loads with ``weights_only=True``.
+    """
+    path = Path(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    meta = {"arch": arch, **({"input_size": str(input_size)} if input_size else {})}
+    with atomic_path(path) as tmp:
+        if path.suffix == SAFETENSORS_SUFFIX:
+            from safetensors.torch import save_file
+
+            save_file(state, str(tmp), metadata=meta)
+        else:
+            torch.save({"model_state_dict": state, **meta}, tmp)
+    return path

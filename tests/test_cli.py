@@ -1,0 +1,119 @@
+"""The command line: score gives the official script's scores; info gives the challenge figures."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fiqa_edge.cli import main
+
+from official_reference import OfficialSwinB, official_score, spread_outputs
+
+
+def _rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_help_lists_the_commands():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "convert", "bench", "score", "info", "models"):
+        assert f"  {command} " in result.output
+
+
+def test_score_matches_official_script_for_student(official_student, faces, tmp_path):
+    model, path = official_student
+    out = tmp_path / "scores.csv"
+    result = CliRunner().invoke(main, ["score", str(faces[0].parent.parent), "--model", str(path), "--csv", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    rows = _rows(out.read_text())
+    assert [r["path"] for r in rows] == [str(p) for p in faces]
+    ours = [float(r["score"]) for r in rows]
+    official = [official_score(model, str(p), 352) for p in faces]
+    assert max(abs(a - b) for a, b in zip(ours, official)) <= 1e-5
+    assert max(official) - min(official) > 0.05  # the scores differ between faces: the check has teeth
+
+
+def test_score_matches_official_script_for_teacher(faces, tmp_path):
+    torch.manual_seed(0)
+    model = spread_outputs(OfficialSwinB(), seed=2)
+    path = tmp_path / "FIQA_Swin_B.pt"
+    torch.save(model.state_dict(), path)
+    picks = [faces[0], faces[21]]
+    result = CliRunner().invoke(main, ["score", *map(str, picks), "--model", str(path), "-q"])
+    assert result.exit_code == 0, result.output
+    ours = [float(r["score"]) for r in _rows(result.stdout)]
+    official = [official_score(model, str(p), 448) for p in picks]
+    assert max(abs(a - b) for a, b in zip(ours, official)) <= 1e-5
+    assert abs(official[0] - official[1]) > 1e-3
+
+
+def test_score_reports_bad_files_and_keeps_going(official_student, faces, bad_files):
+    _, path = official_student
+    inputs = [faces[0], bad_files["truncated"], bad_files["missing"], faces[1]]
+    result = CliRunner().invoke(main, ["score", *map(str, inputs), "--model", str(path), "-q", "--batch-size", "3"])
+    assert result.exit_code == 1
+    rows = _rows(result.stdout)
+    assert [r["path"] for r in rows] == [str(p) for p in inputs]
+    assert rows[0]["score"] and rows[3]["score"] and not rows[0]["error"]
+    assert rows[1]["score"] == "" and "truncated" in rows[1]["error"]
+    assert rows[2]["score"] == "" and "no such file" in rows[2]["error"]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and str(bad_files["missing"]) in errors[1]
+
+
+def test_score_without_model_or_with_bad_model_says_what_to_do(faces, tmp_path):
+    bad = tmp_path / "model.pt"
+    bad.write_text("junk")
+    result = CliRunner().invoke(main, ["score", str(faces[0]), "--model", str(bad)])
+    assert result.exit_code == 1
+    assert f"Error: {bad}: not a readable checkpoint" in result.output
+
+
+def test_info_reproduces_the_challenge_figures():
+    result = CliRunner().invoke(main, ["info", "fiqa_edgenext_xxs", "--input-size", "288", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["params"] == 1_179_641
+    assert round(report["gflops"], 4) == 0.3313
+    assert round(report["gflops_torch"], 3) == 0.652
+    table = CliRunner().invoke(main, ["info", "fiqa_edgenext_xxs"])
+    assert "1.1796 M" in table.output and "0.4949" in table.output
+
+
+def test_info_on_a_checkpoint(official_student):
+    _, path = official_student
+    report = json.loads(CliRunner().invoke(main, ["info", str(path), "--json"]).stdout)
+    assert report["arch"] == "fiqa_edgenext_xxs" and len(report["sha256"]) == 64
+
+
+def test_pending_commands_fail_clearly():
+    result = CliRunner().invoke(main, ["convert", "--to", "onnx"])
+    assert result.exit_code == 1 and "not in this version yet" in result.output
+
+
+def test_console_script_and_module_entry_points():
+    script = Path(sys.executable).parent / "fiqa-edge"
+    installed = subprocess.run([str(script), "models"], capture_output=True, text=True)
+    assert installed.returncode == 0 and "fiqa_edgenext_xxs" in installed.stdout
+    module = subprocess.run([sys.executable, "-m", "fiqa_edge", "--version"], capture_output=True, text=True)
+    assert module.returncode == 0 and "fiqa-edge" in module.stdout
+
+
+@pytest.mark.parametrize("module", ["fiqa_edge", "fiqa_edge.cli", "fiqa_edge.scoring", "fiqa_edge.metrics", "fiqa_edge.manifest", "fiqa_edge.zoo"])
+def test_light_imports_load_no_heavy_package(module):
+    code = (
+        f"import sys, {module}; "
+        "heavy = [m for m in ('torch', 'timm', 'torchvision', 'openvino', 'coremltools', 'tensorrt', 'onnxruntime') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
