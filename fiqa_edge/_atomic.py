@@ -11,6 +11,9 @@ from typing import Iterator
 
 __all__ = ["atomic_path", "atomic_write_text"]
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextmanager
 def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> Iterator[Path]:
@@ -24,10 +27,12 @@ def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> It
     prefix = f".{final.name}."
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=final.parent))
+        tmp.chmod(0o777 & ~_UMASK)
     else:
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=final.parent)
         os.close(fd)
         tmp = Path(name)
+        tmp.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual mode
     try:
         yield tmp
         if directory and final.is_dir():

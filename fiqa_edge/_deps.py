@@ -17,6 +17,8 @@ EXTRA_FOR = {
     "safetensors": "train",
     "fvcore": "train",
     "yaml": "train",
+    "dlib": "labels",
+    "face_recognition_models": "labels",
     "onnxruntime": "onnxruntime",
     "onnx": "onnxruntime",
     "openvino": "openvino",

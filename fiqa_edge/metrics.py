@@ -9,6 +9,7 @@ raw predictions. The challenge score is (SRCC + PLCC) / 2.
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -29,8 +30,10 @@ class Logistic4:
     b4: float
 
     def __call__(self, x: np.ndarray | Sequence[float]) -> np.ndarray:
+        from scipy.special import expit  # 1 / (1 + exp(-t)) without overflow
+
         x = np.asarray(x, dtype=np.float64)
-        return self.b2 + (self.b1 - self.b2) / (1.0 + np.exp(-(x - self.b3) / abs(self.b4)))
+        return self.b2 + (self.b1 - self.b2) * expit((x - self.b3) / abs(self.b4))
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -42,7 +45,7 @@ def fit_logistic(predictions: Sequence[float], labels: Sequence[float]) -> Logis
     Raises:
         RuntimeError: the least-squares fit did not converge.
     """
-    from scipy.optimize import curve_fit
+    from scipy.optimize import OptimizeWarning, curve_fit
 
     x = np.asarray(predictions, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
@@ -51,7 +54,9 @@ def fit_logistic(predictions: Sequence[float], labels: Sequence[float]) -> Logis
         return Logistic4(b1, b2, b3, b4)(v)
 
     p0 = [np.max(y), np.min(y), np.mean(x), 0.5]
-    params, _ = curve_fit(f, x, y, p0=p0, maxfev=100_000_000)
+    with warnings.catch_warnings():  # the covariance estimate is not used
+        warnings.simplefilter("ignore", OptimizeWarning)
+        params, _ = curve_fit(f, x, y, p0=p0, maxfev=100_000_000)
     return Logistic4(*(float(p) for p in params))
 
 

@@ -1,0 +1,142 @@
+"""The recipe end to end on the smoke config: one process, two (torchrun), resume, re-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from safetensors.torch import load_file
+
+from fiqa_edge.cli import main
+from fiqa_edge.errors import FiqaError
+from fiqa_edge.train import engine
+from fiqa_edge.train.config import load_config
+from fiqa_edge.train.distributed import Dist
+from fiqa_edge.train.recipe import MODELS, labelled_splits
+
+SMOKE = Path(__file__).parents[1] / "train" / "configs" / "smoke.yaml"
+KEYS = {"srcc", "plcc", "krcc", "rmse", "score", "params", "gflops", "checkpoint"}
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("smoke") / "run"
+    result = CliRunner().invoke(main, ["train", "recipe", "--config", str(SMOKE), "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    return out, result.output
+
+
+def test_smoke_recipe_writes_every_stage_and_the_summary(smoke_run):
+    out, printed = smoke_run
+    for stage in ("teacher", "pseudo_U1", "teacher_plus", "pseudo_U2", "student"):
+        assert (out / stage / "done.json").is_file(), stage
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["models"]) == set(MODELS)
+    for name, m in summary["models"].items():
+        assert KEYS <= set(m), name
+        assert -1 <= m["srcc"] <= 1 and m["gflops"] > 0 and Path(m["checkpoint"]).is_file()
+    assert summary["models"]["student"]["params"] == 1_179_641
+    assert "teacher_plus" in printed and "SRCC" in printed
+
+
+def test_pseudo_labels_carry_the_teacher_hash_and_label_scale(smoke_run):
+    out, _ = smoke_run
+    rows = (out / "pseudo_U1" / "U1.csv").read_text().splitlines()
+    assert rows[0] == "path,raw_score,score" and len(rows) == 25
+    record = json.loads((out / "pseudo_U1" / "U1.json").read_text())
+    from fiqa_edge.manifest import sha256_file
+
+    assert record["model_sha256"] == sha256_file(out / "teacher" / "best.safetensors")
+    assert set(record["logistic"]) == {"b1", "b2", "b3", "b4"}
+
+
+def test_finished_stages_are_skipped(smoke_run):
+    out, _ = smoke_run
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.safetensors")}
+    result = CliRunner().invoke(main, ["train", "recipe", "--config", str(SMOKE), "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.output
+    assert before == {p: p.stat().st_mtime_ns for p in out.rglob("*.safetensors")}
+
+
+def test_pseudo_label_command(smoke_run, tmp_path):
+    out, _ = smoke_run
+    cfg = load_config(SMOKE)
+    target = tmp_path / "U2.csv"
+    result = CliRunner().invoke(main, [
+        "pseudo-label", "--model", str(out / "student" / "best.safetensors"), "--images", str(cfg.data.unlabelled_2),
+        "--fit-on", str(cfg.data.labels), "--root", str(cfg.data.root), "--out", str(target), "--workers", "0", "-q"])
+    assert result.exit_code == 0, result.output
+    assert len(target.read_text().splitlines()) == 25
+    assert json.loads(target.with_suffix(".json").read_text())["arch"] == "fiqa_edgenext_xxs"
+
+
+def test_resume_after_a_crash_mid_epoch_gives_the_same_weights(tmp_path, monkeypatch):
+    cfg = load_config(SMOKE)
+    model_cfg = cfg.student
+    model_cfg.epochs, model_cfg.input_size, model_cfg.resize = 3, 32, 36
+    train, val, _ = labelled_splits(cfg)
+    kw = dict(seed=5, dist=Dist(), progress=False)
+    engine.fit(model_cfg, train, val, cfg.data.root, tmp_path / "straight", **kw)
+
+    real_loss, calls = engine.quality_loss, {"n": 0}
+
+    def crash_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 9:  # epoch 1 has 6 batches: this is mid-way through epoch 2
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "quality_loss", crash_in_epoch_two)
+    with pytest.raises(KeyboardInterrupt):
+        engine.fit(model_cfg, train, val, cfg.data.root, tmp_path / "resumed", **kw)
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)["epoch"] == 0
+    monkeypatch.setattr(engine, "quality_loss", real_loss)
+    engine.fit(model_cfg, train, val, cfg.data.root, tmp_path / "resumed", **kw)
+
+    a = torch.load(tmp_path / "straight" / "last.pt", weights_only=True)
+    b = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    assert a["epoch"] == b["epoch"] == 2
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    assert load_file(tmp_path / "straight" / "best.safetensors").keys() == load_file(tmp_path / "resumed" / "best.safetensors").keys()
+    assert json.loads(a["history"])[-1]["srcc"] == json.loads(b["history"])[-1]["srcc"]
+
+
+def test_resume_refuses_a_different_run(tmp_path):
+    cfg = load_config(SMOKE)
+    cfg.student.epochs, cfg.student.input_size, cfg.student.resize = 1, 32, 36
+    train, val, _ = labelled_splits(cfg)
+    engine.fit(cfg.student, train, val, cfg.data.root, tmp_path, seed=1, dist=Dist(), progress=False)
+    with pytest.raises(FiqaError, match="use another output folder"):
+        engine.fit(cfg.student, train, val, cfg.data.root, tmp_path, seed=2, dist=Dist(), progress=False)
+
+
+def test_config_errors_name_the_file_and_setting(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SMOKE.read_text().replace("epochs: 2", "epochz: 2", 1))
+    with pytest.raises(FiqaError, match=r"bad.yaml \[teacher\]: unknown setting\(s\) epochz"):
+        load_config(bad)
+    (tmp_path / "nodata.yaml").write_text("seed: 1\n")
+    with pytest.raises(FiqaError, match="missing section 'data'"):
+        load_config(tmp_path / "nodata.yaml")
+
+
+def test_smoke_recipe_under_torchrun_with_two_processes(tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "fiqa_edge", "train", "recipe", "--config", str(SMOKE), "--out", str(out), "-q"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["models"]) == set(MODELS)
+    assert summary["test_images"] == 18
+    assert done.stdout.count("test images: 18") == 1  # only rank 0 prints
+    rows = (out / "pseudo_U2" / "U2.csv").read_text().splitlines()
+    assert len(rows) == 25  # both ranks' shards merged, once

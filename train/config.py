@@ -1,0 +1,107 @@
+"""Recipe configuration: a YAML file read into typed dataclasses.
+
+Defaults are the official Efficient-FIQA settings (MSE + PLCC loss, AdamW lr
+1e-4, weight decay 1e-6, StepLR ×0.1 every 10 epochs, 30 epochs, batch 32,
+Swin-B teacher at 448, EdgeNeXt-XXS student at 352, best checkpoint by
+(SRCC + PLCC) / 2). Paths in the file are relative to the file itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fiqa_edge._deps import require
+from fiqa_edge.errors import FiqaError
+
+__all__ = ["DataConfig", "ModelTrainConfig", "RecipeConfig", "load_config"]
+
+
+@dataclass
+class ModelTrainConfig:
+    """How one model is trained."""
+
+    arch: str
+    input_size: int
+    resize: int | None = None  # shorter side before the crop; defaults to input_size
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-4
+    weight_decay: float = 1e-6
+    step_size: int = 10  # StepLR period, epochs
+    gamma: float = 0.1
+    mse_weight: float = 1.0
+    plcc_weight: float = 1.0
+    workers: int = 2
+    init: str | None = None  # checkpoint to start from (e.g. ImageNet weights the user has)
+    amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
+    channels_last: bool = True  # on CUDA; ignored on CPU
+
+
+@dataclass
+class DataConfig:
+    """Where the faces and labels are."""
+
+    root: Path  # image folder every relative image path starts from
+    labels: Path  # CSV image,score (header optional): the labelled set L
+    val: Path | None = None  # validation CSV; None: split L by val_fraction
+    val_fraction: float = 0.2
+    test: Path | None = None  # held-out CSV for the final table; None: the validation split
+    unlabelled_1: Path | None = None  # U1: folder or CSV of images (pseudo-labelled by the teacher)
+    unlabelled_2: Path | None = None  # U2: pseudo-labelled by teacher+
+
+
+@dataclass
+class RecipeConfig:
+    """The whole recipe: data, teacher (also teacher+) and student."""
+
+    data: DataConfig
+    teacher: ModelTrainConfig = field(default_factory=lambda: ModelTrainConfig("fiqa_swin_b", 448))
+    student: ModelTrainConfig = field(default_factory=lambda: ModelTrainConfig("fiqa_edgenext_xxs", 352))
+    seed: int = 42
+    pseudo_batch_size: int = 64
+    pseudo_workers: int = 2
+
+
+def _build(cls: type, values: dict[str, Any], where: str) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise FiqaError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise FiqaError(f"{where}: {exc}") from exc
+
+
+def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> RecipeConfig:
+    """Read a recipe YAML; relative data paths are resolved against the file's folder.
+
+    Raises:
+        FiqaError: unreadable file, unknown or missing settings.
+    """
+    yaml = require("yaml", "training configs")
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise FiqaError(f"{path}: cannot read config ({exc})") from exc
+    raw.update(overrides or {})
+    if "data" not in raw:
+        raise FiqaError(f"{path}: missing section 'data'")
+    data = dict(raw.pop("data"))
+    for key in ("root", "labels", "val", "test", "unlabelled_1", "unlabelled_2"):
+        if data.get(key) is not None:
+            data[key] = (path.parent / str(data[key])).resolve()
+    sections = {"data": _build(DataConfig, data, f"{path} [data]")}
+    for name in ("teacher", "student"):
+        if name in raw:
+            sections[name] = _build(ModelTrainConfig, dict(raw.pop(name)), f"{path} [{name}]")
+    cfg = _build(RecipeConfig, {**raw, **sections}, str(path))
+    for m in (cfg.teacher, cfg.student):
+        if m.init is not None:
+            m.init = str((path.parent / m.init).resolve())
+    return cfg

@@ -1,0 +1,121 @@
+"""Degradations of known strength, to widen the quality range of clean face sets.
+
+A degraded copy is named by its source and a suffix, ``Name/Name_0001.jpg#blur=2.50``,
+so label files stay small and the copy is rebuilt bit-for-bit whenever it is read
+(random parts are seeded from the name). :func:`open_image_ref` reads either form.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from fiqa_edge.imaging import load_image
+
+__all__ = ["DEGRADATIONS", "Degradation", "apply", "open_image_ref", "parse_ref", "sample_degradation"]
+
+_REF = re.compile(r"^(?P<path>.+)#(?P<kind>[a-z]+)=(?P<strength>-?\d+(?:\.\d+)?)$")
+
+
+def _rng(seed_text: str) -> np.random.Generator:
+    return np.random.default_rng(int.from_bytes(hashlib.sha256(seed_text.encode()).digest()[:8], "little"))
+
+
+def _blur(im: Image.Image, sigma: float, _: np.random.Generator) -> Image.Image:
+    return im.filter(ImageFilter.GaussianBlur(sigma))
+
+
+def _noise(im: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
+    pixels = np.asarray(im, dtype=np.float32) + rng.normal(0.0, sigma, (im.height, im.width, 3))
+    return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8), "RGB")
+
+
+def _jpeg(im: Image.Image, quality: float, _: np.random.Generator) -> Image.Image:
+    buf = io.BytesIO()
+    im.save(buf, format="JPEG", quality=int(round(quality)))
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")
+
+
+def _down(im: Image.Image, factor: float, _: np.random.Generator) -> Image.Image:
+    small = (max(1, round(im.width / factor)), max(1, round(im.height / factor)))
+    return im.resize(small, Image.Resampling.BILINEAR).resize(im.size, Image.Resampling.BILINEAR)
+
+
+def _exposure(im: Image.Image, gain: float, _: np.random.Generator) -> Image.Image:
+    pixels = np.asarray(im, dtype=np.float32) * gain
+    return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8), "RGB")
+
+
+def _occlude(im: Image.Image, fraction: float, rng: np.random.Generator) -> Image.Image:
+    """Grey box over ``fraction`` of the central face region, at a seeded place inside it."""
+    pixels = np.array(im)
+    h, w = pixels.shape[:2]
+    box_h = box_w = int(round(np.sqrt(fraction) * 0.5 * min(h, w)))
+    top = int(rng.integers(h // 4, max(h // 4 + 1, 3 * h // 4 - box_h)))
+    left = int(rng.integers(w // 4, max(w // 4 + 1, 3 * w // 4 - box_w)))
+    pixels[top : top + box_h, left : left + box_w] = 128
+    return Image.fromarray(pixels, "RGB")
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """One kind: how to apply it and the strength range sampled (weakest → strongest)."""
+
+    kind: str
+    weakest: float
+    strongest: float
+    fn: Callable[[Image.Image, float, np.random.Generator], Image.Image]
+
+
+DEGRADATIONS: dict[str, Degradation] = {
+    d.kind: d
+    for d in (
+        Degradation("blur", 0.8, 6.0, _blur),  # Gaussian sigma, pixels of the 250² image
+        Degradation("noise", 6.0, 50.0, _noise),  # Gaussian sigma, 8-bit levels
+        Degradation("jpeg", 40.0, 3.0, _jpeg),  # JPEG quality
+        Degradation("down", 2.0, 10.0, _down),  # down-scaling factor, then back up
+        Degradation("dark", 0.55, 0.12, _exposure),  # gain < 1: under-exposure
+        Degradation("bright", 1.6, 4.0, _exposure),  # gain > 1: over-exposure (clipping)
+        Degradation("occlude", 0.08, 0.5, _occlude),  # share of the central region covered
+    )
+}
+
+
+def parse_ref(ref: str) -> tuple[str, str | None, float | None]:
+    """Split ``path#kind=strength`` into its parts; a plain path gives ``(path, None, None)``."""
+    m = _REF.match(ref)
+    if not m or m["kind"] not in DEGRADATIONS:
+        return ref, None, None
+    return m["path"], m["kind"], float(m["strength"])
+
+
+def apply(image: Image.Image, kind: str, strength: float, seed_text: str = "") -> Image.Image:
+    """Degrade an RGB image; the same ``seed_text`` gives the same pixels."""
+    return DEGRADATIONS[kind].fn(image, strength, _rng(f"{seed_text}#{kind}={strength}"))
+
+
+def sample_degradation(rng: np.random.Generator) -> tuple[str, float]:
+    """A random kind and a strength drawn uniformly between its weakest and strongest."""
+    d = DEGRADATIONS[list(DEGRADATIONS)[int(rng.integers(len(DEGRADATIONS)))]]
+    return d.kind, round(float(rng.uniform(min(d.weakest, d.strongest), max(d.weakest, d.strongest))), 2)
+
+
+def open_image_ref(ref: str, root: str | os.PathLike[str] | None = None) -> Image.Image:
+    """Load an image or a degraded copy (``path#kind=strength``), relative to ``root``.
+
+    Raises:
+        ImageError: the source image cannot be read.
+    """
+    path, kind, strength = parse_ref(ref)
+    full = Path(root) / path if root is not None else Path(path)
+    image = load_image(full)
+    return image if kind is None else apply(image, kind, strength, seed_text=path)  # type: ignore[arg-type]

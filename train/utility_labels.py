@@ -1,0 +1,230 @@
+"""Quality labels from face-recognition utility, for face sets without opinion scores.
+
+Definition. For a face x of identity c with dlib embedding e(x):
+
+    d_gen(x) = mean distance from e(x) to the clean images of c other than x's source
+    d_imp(x) = distances from e(x) to a fixed sample of clean images of other people
+    utility(x) = (mean d_imp(x) - d_gen(x)) / std d_imp(x)
+
+i.e. how many impostor standard deviations x sits closer to its own identity than
+to strangers: high for a face that is recognised easily, low or negative for one
+that is not. Labels are utilities mapped linearly so that the 1st and 99th
+percentiles of the labelled set fall on 0 and 1 (clipped).
+
+Sets. Identities with two or more images form the labelled set L (at most
+``max_per_identity`` images each, plus ``copies`` degraded copies per image),
+split by identity into train/val/test. The single-image identities, with their
+degraded copies and no labels, are halved into the unlabelled sets U1 and U2.
+Everything follows from ``seed``; embeddings are cached in shards, so an
+interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from fiqa_edge._atomic import atomic_path, atomic_write_text
+from fiqa_edge.errors import FiqaError, ImageError
+from fiqa_edge.imaging import load_image
+
+from .degrade import apply, sample_degradation
+
+__all__ = ["UtilityConfig", "make_utility_labels", "lfw_pair_refs"]
+
+log = logging.getLogger(__name__)
+SHARD = 400
+
+
+@dataclass(frozen=True)
+class UtilityConfig:
+    """Settings of a labelling run (all recorded in ``labels.json``)."""
+
+    images: Path
+    out: Path
+    seed: int = 0
+    copies: int = 2
+    max_per_identity: int = 6
+    impostors: int = 500
+    split: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    pairs: Path | None = None
+    workers: int = 2
+
+
+def _identities(root: Path) -> dict[str, list[str]]:
+    people: dict[str, list[str]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        files = sorted(f"{folder.name}/{f.name}" for f in folder.iterdir() if f.suffix.lower() in (".jpg", ".png"))
+        if files:
+            people[folder.name] = files
+    if not people:
+        raise FiqaError(f"{root}: no identity folders with images (expected NAME/NAME_0001.jpg)")
+    return people
+
+
+def lfw_pair_refs(pairs: Path) -> list[tuple[str, str, bool]]:
+    """(image a, image b, same person) for each line of an LFW ``pairs.txt``."""
+    out = []
+    for line in pairs.read_text().splitlines()[1:]:
+        parts = line.split()
+        if len(parts) == 3:
+            n, i, j = parts
+            out.append((f"{n}/{n}_{int(i):04d}.jpg", f"{n}/{n}_{int(j):04d}.jpg", True))
+        elif len(parts) == 4:
+            n1, i, n2, j = parts
+            out.append((f"{n1}/{n1}_{int(i):04d}.jpg", f"{n2}/{n2}_{int(j):04d}.jpg", False))
+    return out
+
+
+_RECOGNIZER = None
+
+
+def _embed_source(args: tuple[str, str, list[tuple[str, float]]]) -> tuple[list[str], np.ndarray | None, str]:
+    """Embed one clean image and its degraded copies (runs in a worker process).
+
+    Returns (refs, vectors, note): note is "detected", "central box" or the read error.
+    """
+    global _RECOGNIZER
+    from .recognizer import DlibRecognizer
+
+    root, source, degradations = args
+    _RECOGNIZER = _RECOGNIZER or DlibRecognizer()
+    try:
+        image = load_image(Path(root) / source)
+    except ImageError as exc:
+        return [], None, str(exc)
+    box, detected = _RECOGNIZER.locate(image)
+    refs, vectors = [source], [_RECOGNIZER.embed(image, box)]
+    for kind, strength in degradations:
+        refs.append(f"{source}#{kind}={strength}")
+        vectors.append(_RECOGNIZER.embed(apply(image, kind, strength, seed_text=source), box))
+    return refs, np.stack(vectors), "detected" if detected else "central box"
+
+
+def _embed_all(cfg: UtilityConfig, jobs: list[tuple[str, list[tuple[str, float]]]]) -> tuple[dict[str, np.ndarray], int]:
+    """Embeddings of every job's images, and how many faces were not detected (central box used)."""
+    cache = cfg.out / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    shards = [jobs[i : i + SHARD] for i in range(0, len(jobs), SHARD)]
+    embeddings: dict[str, np.ndarray] = {}
+    undetected = 0
+    total = sum(1 + len(d) for _, d in jobs)
+    bar = tqdm(total=total, unit="face", desc="embedding")
+    with ProcessPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
+        for n, shard in enumerate(shards):
+            path = cache / f"shard-{n:04d}-{len(shard)}.npz"
+            if not path.exists():
+                refs, chunks, misses = [], [], 0
+                for r, v, note in pool.map(_embed_source, [(str(cfg.images), s, d) for s, d in shard], chunksize=8):
+                    if v is None:
+                        tqdm.write(f"skipped: {note}")
+                        continue
+                    refs += r
+                    chunks.append(v)
+                    misses += note == "central box"
+                with atomic_path(path) as tmp, open(tmp, "wb") as f:
+                    np.savez(f, refs=np.array(refs), vectors=np.concatenate(chunks), undetected=misses)
+            data = np.load(path)
+            embeddings.update(zip(data["refs"].tolist(), data["vectors"]))
+            undetected += int(data["undetected"])
+            bar.update(sum(1 + len(d) for _, d in shard))
+    bar.close()
+    return embeddings, undetected
+
+
+def make_utility_labels(cfg: UtilityConfig) -> dict:
+    """Build L (train/val/test CSVs with labels) and U1/U2 (CSVs of images); return the summary."""
+    rng = np.random.default_rng(cfg.seed)
+    people = _identities(cfg.images)
+    multi = sorted(n for n, files in people.items() if len(files) >= 2)
+    single = sorted(n for n, files in people.items() if len(files) == 1)
+    labelled = {n: sorted(rng.permutation(people[n])[: cfg.max_per_identity].tolist()) for n in multi}
+
+    order = rng.permutation(multi).tolist()
+    cut1 = round(cfg.split[0] * len(order))
+    cut2 = cut1 + round(cfg.split[1] * len(order))
+    split_of = {n: "train" if i < cut1 else "val" if i < cut2 else "test" for i, n in enumerate(order)}
+
+    jobs: dict[str, list[tuple[str, float]]] = {}
+    for n in multi:
+        for src in labelled[n]:
+            jobs[src] = [sample_degradation(rng) for _ in range(cfg.copies)]
+    pair_sources = []
+    if cfg.pairs:
+        pair_sources = sorted({r for a, b, _ in lfw_pair_refs(cfg.pairs) for r in (a, b)})
+    for src in pair_sources:
+        jobs.setdefault(src, [])
+    embeddings, undetected = _embed_all(cfg, sorted(jobs.items()))
+    for n in multi:  # an unreadable image leaves its identity's set
+        labelled[n] = [s for s in labelled[n] if s in embeddings]
+    multi = [n for n in multi if len(labelled[n]) >= 2]
+
+    clean = {n: np.stack([embeddings[s] for s in labelled[n]]) for n in multi}
+    all_clean = [(n, s) for n in multi for s in labelled[n]]
+    imp_idx = rng.choice(len(all_clean), size=min(cfg.impostors, len(all_clean)), replace=False)
+    imp_names = np.array([all_clean[i][0] for i in imp_idx])
+    imp_vecs = np.stack([embeddings[all_clean[i][1]] for i in imp_idx])
+
+    rows = []
+    for n in multi:
+        others = imp_vecs[imp_names != n]
+        for k, src in enumerate(labelled[n]):
+            gallery = np.delete(clean[n], k, axis=0)
+            for ref in [src] + [f"{src}#{kd}={st}" for kd, st in jobs[src]]:
+                e = embeddings[ref]
+                d_gen = float(np.linalg.norm(gallery - e, axis=1).mean())
+                d_imp = np.linalg.norm(others - e, axis=1)
+                util = (float(d_imp.mean()) - d_gen) / float(d_imp.std())
+                kind, _, strength = ref.partition("#")[2].partition("=")
+                rows.append([ref, n, split_of[n], kind or "none", strength or "", util])
+    utilities = np.array([r[5] for r in rows])
+    lo, hi = np.percentile(utilities, [1, 99])
+
+    cfg.out.mkdir(parents=True, exist_ok=True)
+    counts = {}
+    for split in ("train", "val", "test"):
+        chosen = [r for r in rows if r[2] == split]
+        counts[split] = len(chosen)
+        table = [["image", "score", "identity", "degradation", "strength", "utility"]]
+        for ref, n, _, kind, strength, util in chosen:
+            score = float(np.clip((util - lo) / (hi - lo), 0.0, 1.0))
+            table.append([ref, f"{score:.6f}", n, kind, strength, f"{util:.6f}"])
+        atomic_write_text(cfg.out / f"{split}.csv", _csv_text(table))
+
+    halves = rng.permutation(single).tolist()
+    for name, part in (("U1", halves[: len(halves) // 2]), ("U2", halves[len(halves) // 2 :])):
+        table = [["image"]]
+        for n in part:
+            src = people[n][0]
+            table.append([src])
+            table += [[f"{src}#{kd}={st}"] for kd, st in (sample_degradation(rng) for _ in range(cfg.copies))]
+        counts[name] = len(table) - 1
+        atomic_write_text(cfg.out / f"{name}.csv", _csv_text(table))
+
+    summary = {
+        "definition": "utility = (mean impostor distance - mean genuine distance) / std impostor distance (dlib)",
+        "score_mapping": {"utility_at_0": float(lo), "utility_at_1": float(hi)},
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items() if k != "workers"},
+        "counts": counts,
+        "faces_not_detected": undetected,
+        "identities": {"labelled": len(multi), "unlabelled": len(single)},
+    }
+    atomic_write_text(cfg.out / "labels.json", json.dumps(summary, indent=2) + "\n")
+    with atomic_path(cfg.out / "embeddings.npz") as tmp, open(tmp, "wb") as f:
+        refs = sorted(embeddings)
+        np.savez(f, refs=np.array(refs), vectors=np.stack([embeddings[r] for r in refs]))
+    return summary
+
+
+def _csv_text(rows: list[list[str]]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(rows)
+    return buf.getvalue()
