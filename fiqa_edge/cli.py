@@ -270,12 +270,13 @@ def bench_pseudo_label(model: Path | None, images: Path | None, input_size: int 
 
     if model:
         loaded = load_model(model, input_size=input_size)
-        net, arch, size = loaded.model, loaded.arch, loaded.input_size
+        net, arch, spec = loaded.model, loaded.arch, loaded.spec
     else:
         arch = "fiqa_edgenext_xxs"
-        net, size = create_model(arch), input_size or get_model_cfg(arch).input_size
+        net, spec = create_model(arch), get_model_cfg(arch).preprocessing(input_size)
+    size = spec.input_size
     paths = collect_images([images]) if images else sample_faces()
-    result = run(net, paths, get_model_cfg(arch).preprocessing(size), batch_size=batch_size, workers=workers)
+    result = run(net, paths, spec, batch_size=batch_size, workers=workers)
     if as_json:
         click.echo(json.dumps({"arch": arch, "input_size": size, **result.to_dict()}, indent=2))
     else:

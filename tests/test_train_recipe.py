@@ -140,3 +140,16 @@ def test_smoke_recipe_under_torchrun_with_two_processes(tmp_path):
     assert done.stdout.count("test images: 18") == 1  # only rank 0 prints
     rows = (out / "pseudo_U2" / "U2.csv").read_text().splitlines()
     assert len(rows) == 25  # both ranks' shards merged, once
+
+
+def test_pseudo_label_benchmark_agrees_with_the_per_image_loop(faces, tmp_path):
+    folder = tmp_path / "few"
+    folder.mkdir()
+    for p in faces[:6]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    result = CliRunner().invoke(main, ["bench", "pseudo-label", "--images", str(folder), "--input-size", "64",
+                                       "--batch-size", "4", "--workers", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["images"] == 6 and report["max_abs_diff"] <= 1e-5
+    assert report["per_image_ips"] > 0 and report["batched_ips"] > 0

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from fiqa_edge.errors import CheckpointError, UnknownModelError
+from fiqa_edge.preprocess import PreprocessSpec
 from fiqa_edge.zoo import create_model, get_model_cfg, is_model, list_models, load_model
 from fiqa_edge.zoo.checkpoint import detect_arch, read_checkpoint, save_checkpoint
 
@@ -82,12 +83,15 @@ def test_swin_teacher_is_recognised(tmp_path):
     assert detect_arch(state) == "fiqa_swin_b"
 
 
-def test_own_checkpoints_carry_their_arch(tmp_path):
+def test_own_checkpoints_carry_arch_and_preprocessing(tmp_path):
     model = create_model("timm:resnet18")
+    spec = PreprocessSpec(input_size=128, resize=176)
     for suffix in (".safetensors", ".pt"):
-        path = save_checkpoint(model, tmp_path / f"r18{suffix}", arch="timm:resnet18", input_size=160)
+        path = save_checkpoint(model, tmp_path / f"r18{suffix}", arch="timm:resnet18", spec=spec)
         loaded = load_model(path)
-        assert (loaded.arch, loaded.input_size) == ("timm:resnet18", 160)
+        assert (loaded.arch, loaded.spec) == ("timm:resnet18", spec)
+        assert load_model(path, input_size=256).spec == PreprocessSpec(input_size=256, resize=352)
+    assert load_model(path, arch="timm:resnet18").input_size == 128
 
 
 def test_wrong_architecture_names_keys_and_shapes(official_student):

@@ -197,7 +197,7 @@ def fit(
             best_score, best_epoch, best_val = val["score"], epoch + 1, val
         if dist.main:
             if improved:
-                save_checkpoint(model, out / BEST, arch=cfg.arch, input_size=cfg.input_size)
+                save_checkpoint(model, out / BEST, arch=cfg.arch, spec=_spec(cfg))
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "epoch": epoch, "seed": seed, "arch": cfg.arch, "best_score": best_score, "best_epoch": best_epoch,
                      "history": json.dumps(history), "best_val": json.dumps(best_val)}

@@ -18,7 +18,7 @@ import numpy as np
 
 from fiqa_edge._atomic import atomic_write_text
 from fiqa_edge.metrics import fit_logistic, quality_metrics
-from fiqa_edge.zoo import LoadedModel, get_model_cfg
+from fiqa_edge.zoo import LoadedModel
 
 from .data import Item
 from .distributed import Dist
@@ -41,7 +41,7 @@ def pseudo_label(
 ) -> dict:
     """Score ``images``, map with the logistic fitted on ``fit_on``; rank 0 writes ``out_csv`` (+ ``.json``)."""
     model = loaded.model.to(dist.device)
-    spec = get_model_cfg(loaded.arch).preprocessing(loaded.input_size)
+    spec = loaded.spec
     kw = dict(batch_size=batch_size, workers=workers, progress=progress)
     raw_fit = predict(model, fit_on, root, spec, dist, desc="scoring labelled set", **kw)
     labels = np.array([it.score for it in fit_on])

@@ -17,7 +17,7 @@ import numpy as np
 from fiqa_edge._atomic import atomic_write_text
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.metrics import quality_metrics
-from fiqa_edge.zoo import get_model_cfg, load_model
+from fiqa_edge.zoo import load_model
 
 from .config import ModelTrainConfig, RecipeConfig
 from .data import Item, read_image_list, read_labels, split_items
@@ -64,8 +64,7 @@ def evaluate(checkpoint: Path, model_cfg: ModelTrainConfig, items: list[Item], r
     from fiqa_edge.benchmarks.cost import count_params, gflops_fvcore
 
     loaded = load_model(checkpoint)
-    spec = get_model_cfg(loaded.arch).preprocessing(loaded.input_size)
-    raw = predict(loaded.model.to(dist.device), items, root, spec, dist, batch_size=model_cfg.batch_size,
+    raw = predict(loaded.model.to(dist.device), items, root, loaded.spec, dist, batch_size=model_cfg.batch_size,
                   workers=model_cfg.workers, desc=f"testing {checkpoint.parent.name}", progress=progress)
     ok = ~np.isnan(raw)
     metrics = quality_metrics(raw[ok], np.array([it.score for it in items])[ok]).to_dict()

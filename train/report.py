@@ -19,7 +19,7 @@ from fiqa_edge._atomic import atomic_path, atomic_write_text
 from fiqa_edge.benchmarks.baselines import laplacian_variance
 from fiqa_edge.benchmarks.edc import EdcCurve, edc
 from fiqa_edge.metrics import quality_metrics
-from fiqa_edge.zoo import get_model_cfg, load_model
+from fiqa_edge.zoo import load_model
 
 from .data import Item, read_labels
 from .degrade import open_image_ref
@@ -60,8 +60,7 @@ def make_report(run: Path, labels_dir: Path, root: Path, pairs: Path, out: Path,
     images = sorted({r for a, b, _ in pair_list for r in (a, b)})
     items = [Item(r) for r in images]
     student = load_model(summary["models"]["student"]["checkpoint"])
-    spec = get_model_cfg(student.arch).preprocessing(student.input_size)
-    q_student = predict(student.model, items, root, spec, Dist(), batch_size=batch_size, workers=workers, desc="student (pair images)")
+    q_student = predict(student.model, items, root, student.spec, Dist(), batch_size=batch_size, workers=workers, desc="student (pair images)")
     q_lap = _laplacian(items, root, "laplacian (pair images)")
     index = {r: i for i, r in enumerate(images)}
     a_idx = np.array([index[a] for a, _, _ in pair_list])

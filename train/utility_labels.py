@@ -38,7 +38,7 @@ from fiqa_edge.imaging import load_image
 
 from .degrade import apply, sample_degradation
 
-__all__ = ["UtilityConfig", "make_utility_labels", "lfw_pair_refs"]
+__all__ = ["UtilityConfig", "lfw_pair_refs", "make_utility_labels", "utility"]
 
 log = logging.getLogger(__name__)
 SHARD = 400
@@ -82,6 +82,19 @@ def lfw_pair_refs(pairs: Path) -> list[tuple[str, str, bool]]:
             n1, i, n2, j = parts
             out.append((f"{n1}/{n1}_{int(i):04d}.jpg", f"{n2}/{n2}_{int(j):04d}.jpg", False))
     return out
+
+
+def utility(embedding: np.ndarray, genuine: np.ndarray, impostors: np.ndarray) -> float:
+    """(mean impostor distance - mean genuine distance) / std of impostor distances.
+
+    Args:
+        embedding: the face's embedding, shape (D,).
+        genuine: embeddings of other images of the same person, shape (G, D).
+        impostors: embeddings of other people, shape (I, D), I >= 2.
+    """
+    d_gen = np.linalg.norm(genuine - embedding, axis=1).mean()
+    d_imp = np.linalg.norm(impostors - embedding, axis=1)
+    return float((d_imp.mean() - d_gen) / d_imp.std())
 
 
 _RECOGNIZER = None
@@ -179,10 +192,7 @@ def make_utility_labels(cfg: UtilityConfig) -> dict:
         for k, src in enumerate(labelled[n]):
             gallery = np.delete(clean[n], k, axis=0)
             for ref in [src] + [f"{src}#{kd}={st}" for kd, st in jobs[src]]:
-                e = embeddings[ref]
-                d_gen = float(np.linalg.norm(gallery - e, axis=1).mean())
-                d_imp = np.linalg.norm(others - e, axis=1)
-                util = (float(d_imp.mean()) - d_gen) / float(d_imp.std())
+                util = utility(embeddings[ref], gallery, others)
                 kind, _, strength = ref.partition("#")[2].partition("=")
                 rows.append([ref, n, split_of[n], kind or "none", strength or "", util])
     utilities = np.array([r[5] for r in rows])

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..preprocess import PreprocessSpec
-from ..zoo import get_model_cfg, load_model
+from ..zoo import load_model
 
 __all__ = ["TorchBackend"]
 
@@ -32,8 +32,7 @@ class TorchBackend:
         """Load a checkpoint (architecture named or recognised from its keys)."""
         loaded = load_model(path, arch=arch, input_size=input_size)
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        spec = get_model_cfg(loaded.arch).preprocessing(loaded.input_size)
-        return cls(loaded.model, spec, loaded.arch, device)
+        return cls(loaded.model, loaded.spec, loaded.arch, device)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():

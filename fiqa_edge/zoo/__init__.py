@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..preprocess import PreprocessSpec
 from ._registry import TIMM_PREFIX, ModelCfg, get_model_cfg, is_model, list_models, register_model
 
 if TYPE_CHECKING:
@@ -52,9 +53,22 @@ class LoadedModel:
 
     model: "nn.Module"
     arch: str
-    input_size: int
+    spec: PreprocessSpec
     sha256: str
     path: Path
+
+    @property
+    def input_size(self) -> int:
+        return self.spec.input_size
+
+
+def _resolve_spec(stored: PreprocessSpec | None, arch: str, input_size: int | None) -> PreprocessSpec:
+    """The file's spec, else the architecture's; ``input_size`` rescales it (resize keeps its ratio)."""
+    spec = stored or get_model_cfg(arch).preprocessing()
+    if input_size is None or input_size == spec.input_size:
+        return spec
+    resize = round(input_size * spec.resize_to / spec.input_size)
+    return replace(spec, input_size=input_size, resize=resize)
 
 
 def load_model(path: str | os.PathLike[str], arch: str | None = None, input_size: int | None = None) -> LoadedModel:
@@ -63,7 +77,7 @@ def load_model(path: str | os.PathLike[str], arch: str | None = None, input_size
     Args:
         path: ``.pt``/``.pth``/``.safetensors`` checkpoint (official layouts load unchanged).
         arch: registry name; defaults to the name stored in the file, else detection.
-        input_size: preprocessing size; defaults to the file's, else the architecture's.
+        input_size: preprocessing size N; defaults to the file's spec, else the architecture's.
 
     Raises:
         CheckpointError: the file is unreadable or does not fit the architecture.
@@ -78,5 +92,5 @@ def load_model(path: str | os.PathLike[str], arch: str | None = None, input_size
     check_fits(model, state, arch, origin=str(path))
     model.load_state_dict(state)
     model.eval()
-    size = input_size or int(meta.get("input_size", 0)) or get_model_cfg(arch).input_size
-    return LoadedModel(model=model, arch=arch, input_size=size, sha256=sha256_file(path), path=path)
+    spec = _resolve_spec(meta.get("preprocessing"), arch, input_size)  # type: ignore[arg-type]
+    return LoadedModel(model=model, arch=arch, spec=spec, sha256=sha256_file(path), path=path)

@@ -8,6 +8,7 @@ files are loaded with ``weights_only=True``: no pickled code ever runs.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Mapping
@@ -17,13 +18,14 @@ from torch import nn
 
 from .._atomic import atomic_path
 from ..errors import CheckpointError
+from ..preprocess import PreprocessSpec
 from ._registry import get_model_cfg, list_models
 
 __all__ = ["read_checkpoint", "detect_arch", "check_fits", "save_checkpoint", "SAFETENSORS_SUFFIX"]
 
 SAFETENSORS_SUFFIX = ".safetensors"
 _WRAPPER_KEYS = ("model_state_dict", "state_dict", "model")
-_META_KEYS = ("arch", "input_size")
+_META_KEYS = ("arch", "preprocessing")
 
 
 def _shorten(items: list[str], limit: int = 4) -> str:
@@ -31,11 +33,12 @@ def _shorten(items: list[str], limit: int = 4) -> str:
     return shown + (f", … (+{len(items) - limit})" if len(items) > limit else "")
 
 
-def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Return ``(state_dict, metadata)`` from a checkpoint file.
 
-    ``metadata`` holds string entries saved beside the weights (``arch``,
-    ``input_size``) by :func:`save_checkpoint`; official checkpoints have none.
+    ``metadata`` holds what :func:`save_checkpoint` stores beside the weights:
+    ``arch`` (str) and ``preprocessing`` (a PreprocessSpec); official
+    checkpoints have neither.
 
     Raises:
         CheckpointError: missing file, unreadable or unsafe content, no tensors.
@@ -43,7 +46,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    metadata: dict[str, str] = {}
+    metadata: dict[str, Any] = {}
     try:
         if path.suffix == SAFETENSORS_SUFFIX:
             from safetensors import safe_open
@@ -59,7 +62,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     if isinstance(obj, Mapping):
         for key in _WRAPPER_KEYS:
             if isinstance(obj.get(key), Mapping):
-                metadata.update({k: str(obj[k]) for k in _META_KEYS if isinstance(obj.get(k), (str, int))})
+                metadata.update({k: obj[k] for k in _META_KEYS if isinstance(obj.get(k), str)})
                 obj = obj[key]
                 break
     if not isinstance(obj, Mapping) or not obj:
@@ -69,6 +72,11 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         raise CheckpointError(f"{path}: holds no tensors")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
+    if "preprocessing" in metadata:
+        try:
+            metadata["preprocessing"] = PreprocessSpec.from_dict(json.loads(metadata["preprocessing"]))
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path}: invalid preprocessing metadata ({exc})") from exc
     return state, metadata
 
 
@@ -111,17 +119,16 @@ def check_fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch: s
         raise CheckpointError(f"{origin}: does not fit {arch}: " + "; ".join(problems))
 
 
-def save_checkpoint(
-    model: nn.Module, path: str | os.PathLike[str], *, arch: str, input_size: int | None = None
-) -> Path:
-    """Write ``model``'s weights atomically; ``.safetensors`` gets ``arch`` as metadata.
+def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, arch: str, spec: PreprocessSpec) -> Path:
+    """Write ``model``'s weights atomically with its architecture and preprocessing.
 
-    Any other suffix writes a ``torch.save`` dict ``{"model_state_dict", "arch"}``
-    that loads with ``weights_only=True``.
+    ``.safetensors`` files carry both as metadata; any other suffix writes a
+    ``torch.save`` dict ``{"model_state_dict", "arch", "preprocessing"}`` that
+    loads with ``weights_only=True``.
     """
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    meta = {"arch": arch, **({"input_size": str(input_size)} if input_size else {})}
+    meta = {"arch": arch, "preprocessing": json.dumps(spec.to_dict())}
     with atomic_path(path) as tmp:
         if path.suffix == SAFETENSORS_SUFFIX:
             from safetensors.torch import save_file

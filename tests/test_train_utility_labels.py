@@ -1,0 +1,76 @@
+"""Recognition-utility labels: the definition, the sets they make, reproducibility and resume."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from fiqa_edge.assets import SAMPLES_DIR
+from fiqa_edge.train.utility_labels import UtilityConfig, lfw_pair_refs, make_utility_labels, utility
+
+pytest.importorskip("dlib", reason="the `labels` extra (dlib-bin, face-recognition-models) is not installed")
+
+
+def test_utility_is_separation_in_impostor_standard_deviations():
+    rng = np.random.default_rng(0)
+    impostors = rng.normal(0, 1, (200, 8))
+    me = np.zeros(8)
+    near = me + 0.05 * rng.normal(size=(3, 8))
+    far = me + 1.5 * rng.normal(size=(3, 8))
+    assert utility(me, near, impostors) > utility(me, far, impostors)
+    d_imp = np.linalg.norm(impostors, axis=1)
+    expected = (d_imp.mean() - np.linalg.norm(near, axis=1).mean()) / d_imp.std()
+    assert utility(me, near, impostors) == pytest.approx(expected)
+
+
+def test_lfw_pairs_file(tmp_path):
+    (tmp_path / "pairs.txt").write_text("1\t2\nAaron\t1\t2\nAaron\t1\tBob\t3\n")
+    assert lfw_pair_refs(tmp_path / "pairs.txt") == [
+        ("Aaron/Aaron_0001.jpg", "Aaron/Aaron_0002.jpg", True),
+        ("Aaron/Aaron_0001.jpg", "Bob/Bob_0003.jpg", False),
+    ]
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    out = tmp_path_factory.mktemp("utility")
+    cfg = UtilityConfig(images=SAMPLES_DIR, out=out, seed=0, copies=2, impostors=20, workers=2)
+    return cfg, make_utility_labels(cfg)
+
+
+def _read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_sets_are_identity_disjoint_and_labels_on_scale(labelled):
+    cfg, summary = labelled
+    splits = {s: _read(cfg.out / f"{s}.csv") for s in ("train", "val", "test")}
+    people = {s: {r["identity"] for r in rows} for s, rows in splits.items()}
+    assert not (people["train"] & people["val"]) and not (people["train"] & people["test"]) and not (people["val"] & people["test"])
+    rows = [r for rows in splits.values() for r in rows]
+    assert len(rows) == 40 * 3 == sum(summary["counts"][s] for s in splits)
+    scores = np.array([float(r["score"]) for r in rows])
+    assert scores.min() >= 0 and scores.max() <= 1 and scores.std() > 0.05
+
+
+def test_degraded_copies_score_lower_than_their_clean_faces(labelled):
+    cfg, _ = labelled
+    rows = [r for s in ("train", "val", "test") for r in _read(cfg.out / f"{s}.csv")]
+    clean = {r["image"]: float(r["utility"]) for r in rows if r["degradation"] == "none"}
+    drops = [clean[r["image"].split("#")[0]] - float(r["utility"]) for r in rows if r["degradation"] != "none"]
+    assert np.mean(drops) > 0.3  # degradations cost recognition utility on average
+    assert np.mean(np.array(drops) > 0) > 0.6
+
+
+def test_same_seed_same_labels_and_resume_from_cache(labelled, tmp_path):
+    cfg, _ = labelled
+    shards = sorted((cfg.out / "cache").glob("shard-*.npz"))
+    stamps = [p.stat().st_mtime_ns for p in shards]
+    first = (cfg.out / "train.csv").read_text()
+    (cfg.out / "train.csv").unlink()
+    make_utility_labels(cfg)  # resumes: every shard is cached
+    assert (cfg.out / "train.csv").read_text() == first
+    assert [p.stat().st_mtime_ns for p in shards] == stamps
