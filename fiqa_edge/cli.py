@@ -18,9 +18,6 @@ import click
 from . import __version__
 from .errors import FiqaError
 
-_PENDING = {
-    "convert": "export to ONNX, OpenVINO, TensorRT and CoreML with quantization",
-}
 
 
 class _Group(click.Group):
@@ -46,10 +43,12 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", type=click.Path(path_type=Path), help="Checkpoint (.pt/.pth/.safetensors). Default: the bundled model.")
+@click.option("--model", type=click.Path(path_type=Path),
+              help="Checkpoint (.pt/.pth/.safetensors), .onnx file or bundle folder. Default: the bundled model.")
 @click.option("--arch", help="Architecture of --model (see `fiqa-edge models`). Default: recognised from the file.")
 @click.option("--input-size", type=click.IntRange(min=16), help="Preprocessing size N. Default: the model's.")
-@click.option("--backend", type=click.Choice(["torch"]), default="torch", show_default=True, help="Inference backend.")
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
+              help="Inference backend; auto: from the bundle's manifest or the file suffix.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here (default: stdout).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -248,6 +247,65 @@ def pseudo_label_command(model: Path, arch: str | None, images: Path, fit_on: Pa
         click.echo(f"{record['images'] - record['failed']} images -> {out} (fit on {fit['images']} labels: SRCC {fit['srcc']:.4f})")
 
 
+@main.command()
+@click.argument("checkpoint", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--arch", help="Architecture of CHECKPOINT. Default: recognised from the file.")
+@click.option("--to", "targets", default="all", show_default=True,
+              help="Comma-separated targets (see below), or 'all' for every target this machine can build.")
+@click.option("--precision", "precisions", default="fp32,fp16,int8", show_default=True, help="Comma-separated precisions.")
+@click.option("--calib", "calib", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Calibration faces (files or folders; repeatable). Default: the bundled sample faces.")
+@click.option("--validate", "validate", multiple=True, type=click.Path(exists=True, path_type=Path),
+              help="Faces for the parity check against torch fp32. Default: the bundled sample faces.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bundles"), show_default=True,
+              help="One bundle folder per artifact is written here: OUT/<target>-<precision>/.")
+@click.option("--max-abs", type=float, help="Widen the fp32 bound on max |Δscore| (default 1e-4).")
+@click.option("--min-srcc", type=float, help="Widen every precision's SRCC bound to this value.")
+@click.option("--min-plcc", type=float, help="Widen the int8 PLCC bound to this value.")
+def convert(checkpoint: Path | None, arch: str | None, targets: str, precisions: str, calib: tuple[Path, ...],
+            validate: tuple[Path, ...], out: Path, max_abs: float | None, min_srcc: float | None, min_plcc: float | None) -> None:
+    """Export a checkpoint (default: the bundled model) to deployable bundles, validated against torch.
+
+    Each bundle holds the model file and fiqa.json (preprocessing, precision,
+    source SHA-256, parity figures, reference scores). An artifact outside its
+    parity bound (fp32: max |Δ| <= 1e-4 and SRCC >= 0.9999; fp16: SRCC >= 0.999;
+    int8: SRCC and PLCC >= 0.995) is not written, and the exit status is 1.
+    """
+    from dataclasses import replace
+
+    from .assets import default_model_path, sample_faces
+    from .converters.convert import convert as run_convert
+    from .converters.targets import TARGETS
+    from .converters.validate import BOUNDS
+    from .scoring import collect_images
+    from .zoo import load_model
+
+    wanted = list(TARGETS) if targets == "all" else [t.strip() for t in targets.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in TARGETS]
+    if unknown:
+        raise click.UsageError(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)} or all")
+    precs = [p.strip() for p in precisions.split(",") if p.strip()]
+    bad = [p for p in precs if p not in BOUNDS]
+    if bad:
+        raise click.UsageError(f"unknown precision(s) {', '.join(bad)}; choose from {', '.join(BOUNDS)}")
+    bounds = {k: replace(b, srcc=min_srcc if (min_srcc is not None and b.srcc is not None) else b.srcc,
+                         plcc=min_plcc if (min_plcc is not None and b.plcc is not None) else b.plcc,
+                         max_abs=max_abs if (max_abs is not None and b.max_abs is not None) else b.max_abs)
+              for k, b in BOUNDS.items()}
+    loaded = load_model(checkpoint or default_model_path(), arch=arch)
+    results = run_convert(loaded, wanted, precs, collect_images(calib) if calib else sample_faces(),
+                          collect_images(validate) if validate else sample_faces(), out, bounds=bounds)
+    click.echo(f"{'target':<8}{'precision':<11}{'status':<8}{'MB':>7}{'s':>7}{'max |Δ|':>10}{'SRCC':>9}  bundle / error")
+    for r in results:
+        if r.error:
+            click.echo(f"{r.target:<8}{r.precision:<11}{'FAILED':<8}{'':>7}{r.seconds:>7.1f}{'':>10}{'':>9}  {r.error}")
+        else:
+            p = r.parity
+            click.echo(f"{r.target:<8}{r.precision:<11}{'ok':<8}{r.size_mb:>7.2f}{r.seconds:>7.1f}{p['max_abs']:>10.1e}{p['srcc']:>9.5f}  {r.bundle}")
+    if any(r.error for r in results):
+        sys.exit(1)
+
+
 @main.group()
 def bench() -> None:
     """Benchmarks: measured speed and accuracy figures."""
@@ -317,18 +375,3 @@ def label_utility(images: Path, out: Path, pairs: Path | None, seed: int, copies
                         impostors=impostors, pairs=pairs, workers=workers)
     summary = make_utility_labels(cfg)
     click.echo(json.dumps(summary["counts"]))
-
-
-def _pending_command(name: str, what: str) -> click.Command:
-    @click.command(name=name, context_settings={"ignore_unknown_options": True}, add_help_option=False)
-    @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-    def command(args: tuple[str, ...]) -> None:
-        raise click.ClickException(f"`fiqa-edge {name}` ({what}) is not in this version yet")
-
-    command.help = f"Not yet available: {what}."
-    command.short_help = f"(coming) {what}"
-    return command
-
-
-for _name, _what in _PENDING.items():
-    main.add_command(_pending_command(_name, _what))

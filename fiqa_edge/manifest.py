@@ -19,9 +19,10 @@ from ._atomic import atomic_write_text
 from .errors import ManifestError
 from .preprocess import PreprocessSpec
 
-__all__ = ["MANIFEST_NAME", "SCHEMA_VERSION", "Manifest", "sha256_file"]
+__all__ = ["EMBEDDED_KEY", "MANIFEST_NAME", "SCHEMA_VERSION", "Manifest", "sha256_file"]
 
 MANIFEST_NAME = "fiqa.json"
+EMBEDDED_KEY = "fiqa"  # key of the manifest JSON inside model files' own metadata
 SCHEMA_VERSION = 1
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
@@ -110,6 +111,17 @@ class Manifest:
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"{origin}: invalid manifest ({type(exc).__name__}: {exc})") from exc
 
+    @classmethod
+    def from_json(cls, text: str, origin: str = "manifest") -> "Manifest":
+        """Parse manifest JSON text; ``origin`` names it in errors."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ManifestError(f"{origin}: unreadable manifest ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ManifestError(f"{origin}: a manifest must be a JSON object")
+        return cls.from_dict(data, origin=origin)
+
     def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write ``folder/fiqa.json`` atomically and return its path."""
         path = Path(folder) / MANIFEST_NAME
@@ -123,11 +135,9 @@ class Manifest:
         if path.is_dir():
             path = path / MANIFEST_NAME
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
         except FileNotFoundError as exc:
             raise ManifestError(f"{path}: no such manifest") from exc
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise ManifestError(f"{path}: unreadable manifest ({exc})") from exc
-        if not isinstance(data, dict):
-            raise ManifestError(f"{path}: a manifest must be a JSON object")
-        return cls.from_dict(data, origin=str(path))
+        return cls.from_json(text, origin=str(path))

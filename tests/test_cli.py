@@ -95,11 +95,6 @@ def test_info_on_a_checkpoint(official_student):
     assert report["arch"] == "fiqa_edgenext_xxs" and len(report["sha256"]) == 64
 
 
-def test_pending_commands_fail_clearly():
-    result = CliRunner().invoke(main, ["convert", "--to", "onnx"])
-    assert result.exit_code == 1 and "not in this version yet" in result.output
-
-
 def test_console_script_and_module_entry_points():
     script = Path(sys.executable).parent / "fiqa-edge"
     installed = subprocess.run([str(script), "models"], capture_output=True, text=True)

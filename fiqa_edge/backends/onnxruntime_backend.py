@@ -1,0 +1,55 @@
+"""The onnxruntime backend: an ``.onnx`` file or bundle, preprocessing from its manifest."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from ..errors import CheckpointError
+from ..manifest import EMBEDDED_KEY, MANIFEST_NAME, Manifest
+
+__all__ = ["OnnxRuntimeBackend"]
+
+
+class OnnxRuntimeBackend:
+    """Scores batches with an onnxruntime session (CUDA when available, else CPU)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, session: ort.InferenceSession, manifest: Manifest) -> None:
+        self.session = session
+        self.manifest = manifest
+        self.spec = manifest.preprocessing
+        self.arch = manifest.arch
+        self._input = session.get_inputs()[0].name
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, **_: object) -> "OnnxRuntimeBackend":
+        """Open ``model.onnx`` or a bundle folder holding one (manifest embedded or in fiqa.json)."""
+        path = Path(path)
+        folder = path if path.is_dir() else path.parent
+        if path.is_dir():
+            path = folder / Manifest.load(folder).model_file
+        options = ort.SessionOptions()
+        if threads:
+            options.intra_op_num_threads = threads
+        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        try:
+            session = ort.InferenceSession(str(path), options, providers=providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for bad files
+            raise CheckpointError(f"{path}: not an ONNX model onnxruntime can load ({str(exc).splitlines()[0][:200]})") from exc
+        embedded = session.get_modelmeta().custom_metadata_map.get(EMBEDDED_KEY)
+        if embedded is not None:
+            manifest = Manifest.from_json(embedded, origin=f"{path} metadata")
+        elif (folder / MANIFEST_NAME).is_file():
+            manifest = Manifest.load(folder)
+        else:
+            raise CheckpointError(f"{path}: no fiqa manifest in the model's metadata nor {MANIFEST_NAME} beside it")
+        return cls(session, manifest)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        (out,) = self.session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})
+        return out.reshape(-1).astype(np.float64)
