@@ -1,0 +1,142 @@
+"""``fiqa-edge train``, ``pseudo-label`` and ``label``: making models and labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.group()
+def train() -> None:
+    """Train FIQA models: the whole recipe, or one model.
+
+    Configs are YAML files (see train/configs/ in the repository). Under
+    torchrun, training and pseudo-labelling use every process:
+    torchrun --standalone --nproc_per_node=N -m fiqa_edge train recipe --config C --out RUN
+    """
+
+
+@train.command("recipe")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Run folder (created; reused to resume).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def train_recipe(config_path: Path, out: Path, quiet: bool) -> None:
+    """Teacher → pseudo-label U1 → teacher+ → pseudo-label U2 → student, then a test table.
+
+    Finished stages are skipped and an interrupted one resumes from its last
+    epoch, so the same command finishes a run that was stopped. Writes
+    OUT/summary.json (srcc, plcc, krcc, rmse, score, params, gflops,
+    checkpoint for teacher, teacher_plus and student).
+    """
+    from ..train.config import load_config
+    from ..train.distributed import setup
+    from ..train.recipe import format_summary, run_recipe
+
+    cfg = load_config(config_path)
+    dist = setup()
+    summary = run_recipe(cfg, out, dist, progress=not quiet)
+    if dist.main:
+        click.echo(format_summary(summary))
+        click.echo(f"summary: {out / 'summary.json'}")
+
+
+@train.command("fit")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for best.safetensors, last.pt, history.json.")
+@click.option("--model", "section", type=click.Choice(["teacher", "student"]), default="student", show_default=True,
+              help="Which model section of the config to train.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
+def train_fit(config_path: Path, out: Path, section: str, quiet: bool) -> None:
+    """Train one model on the config's labelled set (resumes from OUT/last.pt)."""
+    from ..train.config import load_config
+    from ..train.distributed import setup
+    from ..train.engine import fit
+    from ..train.recipe import labelled_splits
+
+    cfg = load_config(config_path)
+    dist = setup()
+    train_items, val_items, _ = labelled_splits(cfg)
+    result = fit(getattr(cfg, section), train_items, val_items, cfg.data.root, out, seed=cfg.seed, dist=dist, progress=not quiet)
+    if dist.main:
+        v = result.best_val
+        click.echo(f"best epoch {result.best_epoch}: SRCC {v['srcc']:.4f} PLCC {v['plcc']:.4f} -> {result.best}")
+
+
+@train.command("report")
+@click.option("--run", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="A finished recipe run folder.")
+@click.option("--labels", "labels_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="The `fiqa-edge label utility` output folder (test.csv, embeddings.npz).")
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="The image folder.")
+@click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True, help="LFW pairs.txt.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for report.md, report.json, edc.png.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
+def train_report(run: Path, labels_dir: Path, root: Path, pairs: Path, out: Path, workers: int) -> None:
+    """Test table with the Laplacian baseline, and Error-versus-Discard curves on verification pairs."""
+    from ..train.report import make_report
+
+    make_report(run, labels_dir, root, pairs, out, workers=workers)
+    click.echo((out / "report.md").read_text())
+
+
+@click.command("pseudo-label")
+@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True, help="Trained checkpoint.")
+@click.option("--arch", help="Architecture of --model. Default: recognised from the file.")
+@click.option("--images", type=click.Path(exists=True, path_type=Path), required=True, help="Folder or CSV (first column) of images.")
+@click.option("--fit-on", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Label CSV (image,score) the raw scores are mapped onto.")
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder image paths are relative to. Default: the --images folder, or the CSV's folder.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="CSV path,raw_score,score (+ .json record).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
+@click.option("-q", "--quiet", is_flag=True)
+def pseudo_label_command(model: Path, arch: str | None, images: Path, fit_on: Path, root: Path | None, out: Path,
+                         batch_size: int, workers: int, quiet: bool) -> None:
+    """Score unlabelled faces and map the scores onto the label scale (4-parameter logistic)."""
+    from ..train.data import read_image_list, read_labels
+    from ..train.distributed import setup
+    from ..train.pseudo_label import pseudo_label
+    from ..zoo import load_model
+
+    root = root or (images if images.is_dir() else images.parent)
+    dist = setup()
+    record = pseudo_label(load_model(model, arch=arch), read_image_list(images, root), read_labels(fit_on, root),
+                          root, out, dist, batch_size=batch_size, workers=workers, progress=not quiet)
+    if dist.main:
+        fit = record["fit_on"]
+        click.echo(f"{record['images'] - record['failed']} images -> {out} (fit on {fit['images']} labels: SRCC {fit['srcc']:.4f})")
+
+
+@click.group()
+def label() -> None:
+    """Make quality labels for face sets that have no opinion scores."""
+
+
+@label.command("utility")
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Face folders, one per identity: NAME/NAME_0001.jpg (the LFW layout).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for train/val/test.csv, U1/U2.csv, labels.json and the embedding cache.")
+@click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="LFW pairs.txt: also embed its images, for Error-versus-Discard evaluation.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--copies", type=click.IntRange(min=0), default=2, show_default=True, help="Degraded copies per image.")
+@click.option("--max-per-identity", type=click.IntRange(min=2), default=6, show_default=True)
+@click.option("--impostors", type=click.IntRange(min=10), default=500, show_default=True,
+              help="Clean images of other people each face is compared with.")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+def label_utility(images: Path, out: Path, pairs: Path | None, seed: int, copies: int, max_per_identity: int,
+                  impostors: int, workers: int) -> None:
+    """Label faces by how well dlib's recogniser matches them to their own identity.
+
+    Needs the `labels` extra (dlib-bin, face-recognition-models). Interrupted
+    runs resume from the embedding cache in OUT/cache.
+    """
+    from ..train.utility_labels import UtilityConfig, make_utility_labels
+
+    cfg = UtilityConfig(images=images, out=out, seed=seed, copies=copies, max_per_identity=max_per_identity,
+                        impostors=impostors, pairs=pairs, workers=workers)
+    summary = make_utility_labels(cfg)
+    click.echo(json.dumps(summary["counts"]))
