@@ -1,0 +1,3 @@
+"""Benchmarks: model cost, baselines, EDC and speed measurements
+(installed as ``fiqa_edge.benchmarks``).
+"""

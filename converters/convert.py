@@ -83,7 +83,8 @@ def convert(
                 try:
                     with atomic_path(final, directory=True) as tmp:
                         model_file = tmp / target.model_file
-                        target.resolve()(loaded, precision, model_file, calibration, Path(work))
+                        converter = target.load()
+                        converter.build(loaded, precision, model_file, calibration, Path(work))
                         manifest = Manifest(arch=loaded.arch, preprocessing=loaded.spec, model_file=target.model_file,
                                             backend=target.backend, precision=precision, source_sha256=loaded.sha256)
                         manifest.save(tmp)
@@ -96,10 +97,7 @@ def convert(
                             "reference_scores": {p.name: float(s) for p, s in zip(samples, reference)},
                         }
                         manifest.save(tmp)
-                        if key == "onnx":
-                            from .onnx import embed_manifest
-
-                            embed_manifest(model_file, manifest)
+                        converter.embed_manifest(model_file, manifest)
                     size = (final / target.model_file).stat().st_size / 2**20
                     results.append(ConvertResult(key, precision, final, time.perf_counter() - t0, size, parity.to_dict()))
                     log.info("%s %s: %.1f s, %.2f MB -> %s", key, precision, results[-1].seconds, size, final)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fiqa_edge._atomic import atomic_path
+from fiqa_edge._deps import require
 from fiqa_edge.manifest import EMBEDDED_KEY, Manifest
 
 from .calibration import CalibrationFaces
@@ -50,8 +51,9 @@ class Int8Options:
 
 def export_fp32(model, input_size: int, path: Path, options: OnnxOptions = OnnxOptions()) -> None:
     """Export a torch model to ``path`` (atomically) with a dynamic batch axis."""
-    import onnx
     import torch
+
+    onnx = require("onnx", "ONNX export")
 
     axes = {0: "batch", 2: "height", 3: "width"} if options.dynamic_hw else {0: "batch"}
     example = torch.zeros(2, 3, input_size, input_size)
@@ -62,9 +64,7 @@ def export_fp32(model, input_size: int, path: Path, options: OnnxOptions = OnnxO
                           dynamic_axes={INPUT: axes, OUTPUT: {0: "batch"}})
         graph = onnx.load(str(tmp))
         if options.simplify:
-            import onnxslim
-
-            graph = onnxslim.slim(graph)
+            graph = require("onnxslim", "ONNX graph simplification").slim(graph)
         onnx.checker.check_model(graph, full_check=True)
         onnx.save(graph, str(tmp))
 

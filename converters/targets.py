@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Callable
+from types import ModuleType
 
 __all__ = ["TARGETS", "Target"]
 
@@ -19,7 +19,8 @@ class Target:
         precisions: precisions this target builds.
         package: import name the build needs (its extra is named in errors).
         backend: the runtime backend that scores the artifact, for validation.
-        builder: ``"module:function"`` building one artifact (see ``converters.convert``).
+        module: the converter module; it provides ``build(loaded, precision, dst, calibration, workdir)``
+            and ``embed_manifest(model_file, manifest)``.
     """
 
     key: str
@@ -27,16 +28,17 @@ class Target:
     precisions: tuple[str, ...]
     package: str
     backend: str
-    builder: str
+    module: str
 
-    def resolve(self) -> Callable:
-        module, _, func = self.builder.partition(":")
-        return getattr(importlib.import_module(module), func)
+    def load(self) -> ModuleType:
+        """The converter module (imported on use)."""
+        return importlib.import_module(self.module)
 
 
 TARGETS: dict[str, Target] = {
     t.key: t
     for t in (
-        Target("onnx", "model.onnx", ("fp32", "fp16", "int8"), "onnx", "onnxruntime", "fiqa_edge.converters.onnx:build"),
+        Target("onnx", "model.onnx", ("fp32", "fp16", "int8"), "onnx", "onnxruntime", "fiqa_edge.converters.onnx"),
+        Target("openvino", "model.xml", ("fp32", "fp16", "int8"), "openvino", "openvino", "fiqa_edge.converters.openvino"),
     )
 }

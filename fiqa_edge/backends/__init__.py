@@ -25,6 +25,7 @@ __all__ = ["BACKENDS", "Backend", "backend_for", "open_backend"]
 BACKENDS: dict[str, tuple[str, str]] = {
     "torch": ("torch", "fiqa_edge.backends.torch_backend:TorchBackend"),
     "onnxruntime": ("onnxruntime", "fiqa_edge.backends.onnxruntime_backend:OnnxRuntimeBackend"),
+    "openvino": ("openvino", "fiqa_edge.backends.openvino_backend:OpenVinoBackend"),
 }
 
 
@@ -40,7 +41,7 @@ class Backend(Protocol):
         ...
 
 
-_BY_SUFFIX = {".onnx": "onnxruntime", ".pt": "torch", ".pth": "torch", ".safetensors": "torch"}
+_BY_SUFFIX = {".onnx": "onnxruntime", ".xml": "openvino", ".pt": "torch", ".pth": "torch", ".safetensors": "torch"}
 
 
 def backend_for(model: str | os.PathLike[str]) -> str:

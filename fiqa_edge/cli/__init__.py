@@ -48,7 +48,7 @@ def main(verbose: bool) -> None:
               help="Checkpoint (.pt/.pth/.safetensors), .onnx file or bundle folder. Default: the bundled model.")
 @click.option("--arch", help="Architecture of --model (see `fiqa-edge models`). Default: recognised from the file.")
 @click.option("--input-size", type=click.IntRange(min=16), help="Preprocessing size N. Default: the model's.")
-@click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime"]), default="auto", show_default=True,
+@click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime", "openvino"]), default="auto", show_default=True,
               help="Inference backend; auto: from the bundle's manifest or the file suffix.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here (default: stdout).")

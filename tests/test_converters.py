@@ -1,4 +1,5 @@
-"""ONNX conversion: bundles that validate against torch, carry their manifest, and fail cleanly."""
+"""Conversion, for every target in the table: bundles that validate against torch, carry their
+manifest, and fail cleanly. A new target is tested as soon as it is added to TARGETS."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from click.testing import CliRunner
 from fiqa_edge.backends import open_backend
 from fiqa_edge.cli import main
 from fiqa_edge.converters.convert import convert
+from fiqa_edge.converters.targets import TARGETS
 from fiqa_edge.converters.validate import BOUNDS, Bound, ParityError, compare, enforce
-from fiqa_edge.manifest import EMBEDDED_KEY, Manifest
+from fiqa_edge.manifest import Manifest
 from fiqa_edge.preprocess import PreprocessSpec
 from fiqa_edge.zoo import LoadedModel, create_model
 from fiqa_edge.zoo.checkpoint import save_checkpoint
@@ -36,16 +38,18 @@ def student() -> LoadedModel:
 LOOSE_INT8 = {**BOUNDS, "int8": Bound(srcc=0.95, plcc=0.95)}
 
 
-@pytest.fixture(scope="module")
-def bundles(student, faces, tmp_path_factory):
-    out = tmp_path_factory.mktemp("bundles")
-    results = convert(student, ["onnx"], ["fp32", "fp16", "int8"], faces[:20], faces[20:], out, bounds=LOOSE_INT8)
-    return out, {r.precision: r for r in results}
+@pytest.fixture(scope="module", params=sorted(TARGETS))
+def bundles(request, student, faces, tmp_path_factory):
+    target = TARGETS[request.param]
+    pytest.importorskip(target.package, reason=f"the {target.key} converter's package is not installed")
+    out = tmp_path_factory.mktemp(f"bundles-{target.key}")
+    results = convert(student, [target.key], list(target.precisions), faces[:20], faces[20:], out, bounds=LOOSE_INT8)
+    return target, out, {r.precision: r for r in results}
 
 
 def test_every_precision_builds_within_its_bound(bundles):
-    _, results = bundles
-    assert set(results) == {"fp32", "fp16", "int8"}
+    target, _, results = bundles
+    assert set(results) == set(target.precisions)
     for precision, r in results.items():
         assert r.error is None, r.error
         assert r.parity["srcc"] >= LOOSE_INT8[precision].srcc
@@ -55,26 +59,29 @@ def test_every_precision_builds_within_its_bound(bundles):
     assert results["int8"].size_mb < 0.5 * results["fp32"].size_mb
 
 
-def test_int8_graph_is_quantized_where_asked(bundles):
-    out, _ = bundles
-    ops = [n.op_type for n in onnx.load(str(out / "onnx-int8" / "model.onnx")).graph.node]
-    assert ops.count("QuantizeLinear") > 20 and ops.count("DequantizeLinear") > ops.count("QuantizeLinear")
-    fp32_ops = [n.op_type for n in onnx.load(str(out / "onnx-fp32" / "model.onnx")).graph.node]
-    assert "QuantizeLinear" not in fp32_ops
+def _quantize_ops(target, model_file: Path) -> int:
+    if target.key == "onnx":
+        return sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(model_file)).graph.node)
+    return model_file.read_text().count('type="FakeQuantize"')  # OpenVINO IR
 
 
-def test_bundle_is_self_describing(bundles, student, faces):
-    out, _ = bundles
-    folder = out / "onnx-fp32"
+def test_int8_graph_is_quantized(bundles):
+    target, out, _ = bundles
+    assert _quantize_ops(target, out / f"{target.key}-int8" / target.model_file) > 20
+    assert _quantize_ops(target, out / f"{target.key}-fp32" / target.model_file) == 0
+
+
+def test_bundle_is_self_describing(bundles, student, faces, tmp_path):
+    target, out, _ = bundles
+    folder = out / f"{target.key}-fp32"
     manifest = Manifest.load(folder)
     assert manifest.preprocessing == SPEC and manifest.precision == "fp32" and manifest.source_sha256 == "ab" * 32
-    embedded = {p.key: p.value for p in onnx.load(str(folder / "model.onnx")).metadata_props}
-    assert Manifest.from_json(embedded[EMBEDDED_KEY]).to_dict() == manifest.to_dict()
-    # the .onnx file alone, moved away from fiqa.json, still scores with the right preprocessing
-    alone = folder.parent / "alone.onnx"
-    alone.write_bytes((folder / "model.onnx").read_bytes())
-    backend = open_backend("onnxruntime", alone)
-    assert backend.spec == SPEC
+    # the model file alone, away from fiqa.json, still scores with the right preprocessing
+    for f in folder.iterdir():
+        if f.name != "fiqa.json":
+            (tmp_path / f.name).write_bytes(f.read_bytes())
+    backend = open_backend("auto", tmp_path / target.model_file)
+    assert backend.spec == SPEC and backend.manifest.to_dict() == manifest.to_dict()
     ref = manifest.figures["reference_scores"]
     from fiqa_edge.imaging import load_image
     from fiqa_edge.preprocess import preprocess
@@ -86,8 +93,8 @@ def test_bundle_is_self_describing(bundles, student, faces):
 
 
 def test_dynamic_batch(bundles):
-    out, _ = bundles
-    backend = open_backend("onnxruntime", out / "onnx-fp32")
+    target, out, _ = bundles
+    backend = open_backend("auto", out / f"{target.key}-fp32")
     x = np.random.default_rng(0).normal(size=(5, 3, 64, 64)).astype(np.float32)
     assert backend.predict(x).shape == (5,)
     assert np.allclose(backend.predict(x[:1]), backend.predict(x)[:1], atol=1e-5)
