@@ -20,7 +20,7 @@ import numpy as np
 from fiqa_edge._atomic import atomic_path
 from fiqa_edge._deps import require
 from fiqa_edge.backends import open_backend
-from fiqa_edge.manifest import Manifest
+from fiqa_edge.manifest import MANIFEST_NAME, Manifest
 from fiqa_edge.zoo import LoadedModel
 
 from .calibration import CalibrationFaces
@@ -40,7 +40,7 @@ class ConvertResult:
     precision: str
     bundle: Path | None
     seconds: float
-    size_mb: float = 0.0
+    size_mb: float = 0.0  # model files of the bundle (an IR's .xml and .bin together)
     parity: dict = field(default_factory=dict)
     error: str | None = None
 
@@ -98,7 +98,7 @@ def convert(
                         }
                         manifest.save(tmp)
                         converter.embed_manifest(model_file, manifest)
-                    size = (final / target.model_file).stat().st_size / 2**20
+                    size = sum(f.stat().st_size for f in final.iterdir() if f.name != MANIFEST_NAME) / 2**20
                     results.append(ConvertResult(key, precision, final, time.perf_counter() - t0, size, parity.to_dict()))
                     log.info("%s %s: %.1f s, %.2f MB -> %s", key, precision, results[-1].seconds, size, final)
                 except Exception as exc:  # recorded per artifact; the others still build
