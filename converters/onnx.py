@@ -14,6 +14,7 @@ quantizing every op. The manifest is embedded in ``metadata_props`` under
 from __future__ import annotations
 
 import logging
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +88,8 @@ def quantize_int8(src: Path, dst: Path, calibration: CalibrationFaces, options: 
     except KeyError:
         known = ", ".join(m.name for m in CalibrationMethod)
         raise ValueError(f"unknown calibration method {options.method!r}; choose from {known}") from None
-    with atomic_path(dst) as tmp, atomic_path(dst.with_name(dst.name + ".pre")) as prepared:
+    with atomic_path(dst) as tmp, tempfile.TemporaryDirectory(dir=dst.parent) as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared))  # shape inference and graph optimisation, as onnxruntime advises
         quantize_static(str(prepared), str(tmp), calibration.onnxruntime_reader(INPUT), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=options.per_channel,

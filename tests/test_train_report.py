@@ -44,5 +44,5 @@ def test_report_on_the_sample_faces(tmp_path):
     assert {r["method"] for r in all_pairs["rows"]} == {"student", "laplacian"}
     assert all(0 <= r["fnmr_20"] <= 1 for r in all_pairs["rows"])
     text = (tmp_path / "out" / "report.md").read_text()
-    assert "variance of Laplacian" in text and "EDC, held-out pairs" in text
+    assert "variance of Laplacian" in text and "EDC, all pairs" in text
     assert (tmp_path / "out" / "edc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -73,8 +73,10 @@ def make_report(run: Path, labels_dir: Path, root: Path, pairs: Path, out: Path,
         seen |= {it.image.split("/")[0] for it in read_labels(labels_dir / f"{split}.csv", root)}
     held_out = np.array([a.split("/")[0] not in seen and b.split("/")[0] not in seen for a, b, _ in pair_list])
 
+    subsets = {name: mask for name, mask in (("all pairs", np.ones(len(pair_list), bool)), ("held-out pairs", held_out))
+               if genuine[mask].any() and (~genuine[mask]).any()}  # an EDC needs both kinds of pairs
     curves: dict[str, dict[str, dict[float, EdcCurve]]] = {}
-    for subset, mask in (("all pairs", np.ones(len(pair_list), bool)), ("held-out pairs", held_out)):
+    for subset, mask in subsets.items():
         curves[subset] = {}
         for method, q in (("student", q_student), ("laplacian", q_lap)):
             pair_q = np.minimum(q[a_idx], q[b_idx])[mask]
@@ -86,7 +88,7 @@ def make_report(run: Path, labels_dir: Path, root: Path, pairs: Path, out: Path,
         "laplacian_baseline": baseline,
         "edc": {subset: {"pairs": int(mask.sum()), "genuine": int(genuine[mask].sum()),
                          "rows": [r for m, c in curves[subset].items() for r in _edc_rows(m, c)]}
-                for subset, mask in (("all pairs", np.ones(len(pair_list), bool)), ("held-out pairs", held_out))},
+                for subset, mask in subsets.items()},
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
