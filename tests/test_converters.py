@@ -122,7 +122,7 @@ def test_convert_command(student, faces, tmp_path):
     result = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "onnx", "--precision", "fp32", "--calib", str(faces[0]),
                                        "--validate", str(faces[0].parent.parent), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "onnx    fp32       ok" in result.output
+    assert "onnx      fp32       ok" in result.output
     scored = CliRunner().invoke(main, ["score", str(faces[1]), "--model", str(out / "onnx-fp32"), "--backend", "onnxruntime"])
     assert scored.exit_code == 0, scored.output
     bad = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "onxx"])

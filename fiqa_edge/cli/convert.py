@@ -56,12 +56,12 @@ def convert(checkpoint: Path | None, arch: str | None, targets: str, precisions:
     loaded = load_model(checkpoint or default_model_path(), arch=arch)
     results = run_convert(loaded, wanted, precs, collect_images(calib) if calib else sample_faces(),
                           collect_images(validate) if validate else sample_faces(), out, bounds=bounds)
-    click.echo(f"{'target':<8}{'precision':<11}{'status':<8}{'MB':>7}{'s':>7}{'max |Δ|':>10}{'SRCC':>9}  bundle / error")
+    click.echo(f"{'target':<10}{'precision':<11}{'status':<8}{'MB':>7}{'s':>7}{'max |Δ|':>10}{'SRCC':>9}  bundle / error")
     for r in results:
         if r.error:
-            click.echo(f"{r.target:<8}{r.precision:<11}{'FAILED':<8}{'':>7}{r.seconds:>7.1f}{'':>10}{'':>9}  {r.error}")
+            click.echo(f"{r.target:<10}{r.precision:<11}{'FAILED':<8}{'':>7}{r.seconds:>7.1f}{'':>10}{'':>9}  {r.error}")
         else:
             p = r.parity
-            click.echo(f"{r.target:<8}{r.precision:<11}{'ok':<8}{r.size_mb:>7.2f}{r.seconds:>7.1f}{p['max_abs']:>10.1e}{p['srcc']:>9.5f}  {r.bundle}")
+            click.echo(f"{r.target:<10}{r.precision:<11}{'ok':<8}{r.size_mb:>7.2f}{r.seconds:>7.1f}{p['max_abs']:>10.1e}{p['srcc']:>9.5f}  {r.bundle}")
     if any(r.error for r in results):
         sys.exit(1)
