@@ -93,9 +93,10 @@ def convert(
                         enforce(parity, bounds[precision], f"{key} {precision}")
                         manifest.figures = {
                             "parity_vs_torch_fp32": parity.to_dict(),
-                            "calibration": {"images": len(calibration)} if precision == "int8" else None,
                             "reference_scores": {p.name: float(s) for p, s in zip(samples, reference)},
                         }
+                        if precision == "int8":
+                            manifest.figures["calibration"] = {"images": len(calibration)}
                         manifest.save(tmp)
                         converter.embed_manifest(model_file, manifest)
                     size = sum(f.stat().st_size for f in final.iterdir() if f.name != MANIFEST_NAME) / 2**20
