@@ -1,16 +1,23 @@
-"""Files shipped inside the package: sample faces and the default model."""
+"""Files shipped inside the package: sample faces and the default model.
+
+The default model ships twice: the checkpoint (torch, the source of every
+conversion) and its fp32 ONNX bundle (converted from that checkpoint and
+validated against it), so installs without torch score out of the box.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ._deps import is_available
 from .errors import FiqaError
 
-__all__ = ["SAMPLES_DIR", "DEFAULT_MODEL", "default_model_path", "sample_faces"]
+__all__ = ["SAMPLES_DIR", "DEFAULT_MODEL", "DEFAULT_BUNDLE", "default_model_path", "sample_faces"]
 
 _HERE = Path(__file__).parent
 SAMPLES_DIR = _HERE / "samples" / "lfw40"
 DEFAULT_MODEL = _HERE / "weights" / "fiqa_edgenext_xxs_demo.safetensors"
+DEFAULT_BUNDLE = _HERE / "weights" / "fiqa_edgenext_xxs_demo_onnx"
 
 
 def sample_faces() -> list[Path]:
@@ -18,14 +25,20 @@ def sample_faces() -> list[Path]:
     return sorted(SAMPLES_DIR.glob("*/*.jpg"))
 
 
-def default_model_path() -> Path:
-    """The bundled default model.
+def default_model_path(backend: str = "torch") -> Path:
+    """The bundled default model for ``backend``.
+
+    ``torch`` gets the checkpoint; ``onnxruntime`` and ``openvino`` get the
+    ONNX bundle; ``auto`` gets the ONNX bundle when either of those packages
+    is installed, else the checkpoint.
 
     Raises:
-        FiqaError: this install carries no default model.
+        FiqaError: this install carries no default model for that backend.
     """
-    if not DEFAULT_MODEL.is_file():
-        raise FiqaError(
-            f"no bundled default model ({DEFAULT_MODEL.name} is not in this install): pass --model CHECKPOINT"
-        )
-    return DEFAULT_MODEL
+    wants_bundle = backend in ("onnxruntime", "openvino") or (
+        backend == "auto" and (is_available("onnxruntime") or is_available("openvino"))
+    )
+    path = DEFAULT_BUNDLE if wants_bundle else DEFAULT_MODEL
+    if not path.exists():
+        raise FiqaError(f"no bundled default model for the {backend} backend ({path.name} is not in this install): pass --model")
+    return path

@@ -6,6 +6,9 @@ scripts), each applied only where the plain route would give a wrong picture:
 * EXIF orientation is applied, so a phone photo is scored upright;
 * 16-bit and 32-bit integer greyscale is scaled to 8 bits (Pillow's own
   conversion clips it to 255);
+* images over ``max_pixels`` are refused before their pixels are decoded
+  (a decompression-bomb guard like Pillow's, but per call, so a caller can
+  raise or lower it without touching Pillow's process-wide setting);
 * every failure raises :class:`~fiqa_edge.errors.ImageError` with the file
   name and the problem in one line.
 
@@ -14,16 +17,23 @@ Alpha is dropped as ``convert("RGB")`` drops it, as the official scripts do.
 
 from __future__ import annotations
 
+import io
 import os
-import warnings
 from pathlib import Path
+from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-__all__ = ["IMAGE_SUFFIXES", "load_image", "to_rgb"]
+__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "ImageSource", "load_image", "to_rgb"]
+
+#: Pillow's own default limit (about 89.5 megapixels, a 9459×9459 image).
+DEFAULT_MAX_PIXELS = 89_478_485
+
+#: A file path, or the encoded bytes of an image file.
+ImageSource = Union[str, os.PathLike, bytes]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".gif"})
 
@@ -40,21 +50,33 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def load_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open ``path`` and return an upright 8-bit RGB image.
+def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None) -> Image.Image:
+    """Decode ``source`` (a path or encoded bytes) into an upright 8-bit RGB image.
+
+    Args:
+        max_pixels: refuse images with more pixels than this (``None``: no
+            limit of ours; Pillow's ``Image.MAX_IMAGE_PIXELS`` still applies).
+        name: what error messages call the image (default: the path, or ``<bytes>``).
 
     Raises:
         ImageError: the file is missing, a directory, unreadable, not an
-            image, truncated, or larger than Pillow's decompression-bomb limit.
+            image, truncated, or has more than ``max_pixels`` pixels.
     """
-    path = Path(path)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name, opened = name or "<bytes>", io.BytesIO(source)
+    else:
+        name, opened = name or str(source), Path(source)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                im.load()
-                image = ImageOps.exif_transpose(im) or im
-                return to_rgb(image)
+        with Image.open(opened) as im:
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                problem = (f"{im.width}×{im.height} is {im.width * im.height:,} pixels, over the limit of "
+                           f"{max_pixels:,} (a decompression-bomb guard; raise max_pixels / --max-pixels to allow it)")
+                raise ImageError(f"{name}: {problem}")
+            im.load()
+            image = ImageOps.exif_transpose(im) or im
+            return to_rgb(image)
+    except ImageError:
+        raise
     except FileNotFoundError:
         problem = "no such file"
     except IsADirectoryError:
@@ -63,8 +85,10 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
         problem = "permission denied"
     except UnidentifiedImageError:
         problem = "not an image Pillow can read"
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except Image.DecompressionBombError as exc:
         problem = f"too large to decode safely ({exc})"
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         problem = f"damaged or truncated image ({exc})"
-    raise ImageError(f"{path}: {problem}")
+    except Exception as exc:  # a decoder plug-in failing in its own way: still one line, still this file
+        problem = f"cannot be decoded ({type(exc).__name__}: {exc})"
+    raise ImageError(f"{name}: {' '.join(problem.split())}")

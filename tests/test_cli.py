@@ -103,7 +103,7 @@ def test_console_script_and_module_entry_points():
     assert module.returncode == 0 and "fiqa-edge" in module.stdout
 
 
-@pytest.mark.parametrize("module", ["fiqa_edge", "fiqa_edge.cli", "fiqa_edge.scoring", "fiqa_edge.metrics", "fiqa_edge.manifest", "fiqa_edge.zoo"])
+@pytest.mark.parametrize("module", ["fiqa_edge", "fiqa_edge.cli", "fiqa_edge.scorer", "fiqa_edge.metrics", "fiqa_edge.manifest", "fiqa_edge.zoo"])
 def test_light_imports_load_no_heavy_package(module):
     code = (
         f"import sys, {module}; "

@@ -14,8 +14,8 @@ from typing import Protocol
 
 import numpy as np
 
-from .._deps import require
-from ..errors import FiqaError
+from .._deps import is_available, require
+from ..errors import CheckpointError, FiqaError
 from ..manifest import Manifest
 from ..preprocess import PreprocessSpec
 
@@ -41,27 +41,51 @@ class Backend(Protocol):
         ...
 
 
-_BY_SUFFIX = {".onnx": "onnxruntime", ".xml": "openvino", ".pt": "torch", ".pth": "torch", ".safetensors": "torch"}
+# file suffix -> the backends that read it, in order of preference
+_BY_SUFFIX: dict[str, tuple[str, ...]] = {
+    ".onnx": ("onnxruntime", "openvino"),
+    ".xml": ("openvino",),
+    ".pt": ("torch",),
+    ".pth": ("torch",),
+    ".safetensors": ("torch",),
+}
 
 
 def backend_for(model: str | os.PathLike[str]) -> str:
-    """The backend that reads ``model``: a bundle's manifest says; otherwise the file suffix does.
+    """The backend that reads ``model``.
+
+    A bundle runs on the backend it was built and validated for (its manifest
+    says which). A bare file goes by its suffix: the first installed backend
+    that reads it (``.onnx``: onnxruntime, else OpenVINO, which reads ONNX too).
 
     Raises:
-        FiqaError: neither tells.
+        FiqaError: the suffix is not one any backend reads.
     """
     path = Path(model)
     if path.is_dir():
         return Manifest.load(path).backend
-    if path.suffix in _BY_SUFFIX:
-        return _BY_SUFFIX[path.suffix]
-    raise FiqaError(f"{path}: cannot tell its backend from the suffix; pass --backend ({', '.join(BACKENDS)})")
+    readers = _BY_SUFFIX.get(path.suffix.lower())
+    if readers is None:
+        raise FiqaError(
+            f"{path}: cannot tell which backend reads a {path.suffix or 'suffix-less'} file "
+            f"(known: {', '.join(sorted(_BY_SUFFIX))}, or a bundle folder); pass --backend"
+        )
+    return next((r for r in readers if is_available(BACKENDS[r][0])), readers[0])
 
 
 def open_backend(
-    name: str, model: str | os.PathLike[str], *, arch: str | None = None, input_size: int | None = None
+    name: str,
+    model: str | os.PathLike[str],
+    *,
+    threads: int | None = None,
+    device: str | None = None,
+    arch: str | None = None,
+    input_size: int | None = None,
 ) -> Backend:
     """Load ``model`` with the backend ``name`` (``auto``: see :func:`backend_for`).
+
+    ``threads`` and ``device`` are passed to the backend; ``arch`` and
+    ``input_size`` matter to torch checkpoints only.
 
     Raises:
         FiqaError: unknown backend name.
@@ -72,7 +96,11 @@ def open_backend(
         name = backend_for(model)
     if name not in BACKENDS:
         raise FiqaError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    if not Path(model).exists():
+        raise CheckpointError(f"{model}: no such model file or bundle folder")
     package, target = BACKENDS[name]
     require(package, f"the {name} backend")
     module, _, cls = target.partition(":")
-    return getattr(importlib.import_module(module), cls).load(model, arch=arch, input_size=input_size)
+    return getattr(importlib.import_module(module), cls).load(
+        model, threads=threads, device=device, arch=arch, input_size=input_size
+    )

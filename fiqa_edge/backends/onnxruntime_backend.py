@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, FiqaError
 from ..manifest import EMBEDDED_KEY, MANIFEST_NAME, Manifest
 
 __all__ = ["OnnxRuntimeBackend"]
@@ -27,8 +27,13 @@ class OnnxRuntimeBackend:
         self._input = session.get_inputs()[0].name
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, **_: object) -> "OnnxRuntimeBackend":
-        """Open ``model.onnx`` or a bundle folder holding one (manifest embedded or in fiqa.json)."""
+    def load(
+        cls, path: str | os.PathLike[str], *, threads: int | None = None, device: str | None = None, **_: object
+    ) -> "OnnxRuntimeBackend":
+        """Open ``model.onnx`` or a bundle folder holding one (manifest embedded or in fiqa.json).
+
+        ``device``: ``cpu`` or ``cuda`` (default: CUDA when onnxruntime has it).
+        """
         path = Path(path)
         folder = path if path.is_dir() else path.parent
         if path.is_dir():
@@ -36,7 +41,14 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in ort.get_available_providers()]
+        wanted = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
+        if device is not None and device.lower() not in wanted:
+            raise FiqaError(f"onnxruntime device must be cpu or cuda, got {device!r}")
+        preferred = wanted[device.lower()] if device else wanted["cuda"]
+        available = ort.get_available_providers()
+        if device and device.lower() == "cuda" and "CUDAExecutionProvider" not in available:
+            raise FiqaError("onnxruntime here has no CUDA provider (install onnxruntime-gpu on an NVIDIA machine)")
+        providers = [p for p in preferred if p in available]
         try:
             session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files

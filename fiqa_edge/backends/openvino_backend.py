@@ -31,7 +31,8 @@ class OpenVinoBackend:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, precision_hint: str = "f32",
-             device: str = "CPU", **_: object) -> "OpenVinoBackend":
+             device: str | None = None, **_: object) -> "OpenVinoBackend":
+        """Open an IR, an ``.onnx`` file or a bundle folder on ``device`` (default ``CPU``)."""
         path = Path(path)
         folder = path if path.is_dir() else path.parent
         if path.is_dir():
@@ -51,7 +52,7 @@ class OpenVinoBackend:
         config = {"INFERENCE_PRECISION_HINT": precision_hint}
         if threads:
             config["INFERENCE_NUM_THREADS"] = str(threads)
-        return cls(core.compile_model(model, device, config), manifest)
+        return cls(core.compile_model(model, (device or "CPU").upper(), config), manifest)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         out = self.compiled(np.ascontiguousarray(batch, dtype=np.float32))[0]

@@ -27,11 +27,22 @@ class TorchBackend:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, arch: str | None = None, input_size: int | None = None
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        threads: int | None = None,
+        device: str | None = None,
+        arch: str | None = None,
+        input_size: int | None = None,
     ) -> "TorchBackend":
-        """Load a checkpoint (architecture named or recognised from its keys)."""
+        """Load a checkpoint (architecture named or recognised from its keys).
+
+        ``threads`` sets torch's process-wide intra-op thread count.
+        """
         loaded = load_model(path, arch=arch, input_size=input_size)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        if threads:
+            torch.set_num_threads(threads)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(loaded.model, loaded.spec, loaded.arch, device)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:

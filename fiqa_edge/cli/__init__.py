@@ -18,7 +18,11 @@ from pathlib import Path
 import click
 
 from .. import __version__
+from ..backends import BACKENDS
 from ..errors import FiqaError
+from ..imaging import DEFAULT_MAX_PIXELS
+
+BACKEND_NAMES = list(BACKENDS)
 
 
 class _Group(click.Group):
@@ -45,57 +49,96 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--model", type=click.Path(path_type=Path),
-              help="Checkpoint (.pt/.pth/.safetensors), .onnx file or bundle folder. Default: the bundled model.")
-@click.option("--arch", help="Architecture of --model (see `fiqa-edge models`). Default: recognised from the file.")
-@click.option("--input-size", type=click.IntRange(min=16), help="Preprocessing size N. Default: the model's.")
-@click.option("--backend", type=click.Choice(["auto", "torch", "onnxruntime", "openvino"]), default="auto", show_default=True,
-              help="Inference backend; auto: from the bundle's manifest or the file suffix.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the CSV here (default: stdout).")
+              help="Bundle folder, .onnx, OpenVINO .xml, TensorRT .engine, CoreML .mlpackage or torch checkpoint. "
+                   "Default: the bundled demo model.")
+@click.option("--backend", type=click.Choice(["auto", *BACKEND_NAMES]), default="auto", show_default=True,
+              help="Inference backend. auto: a bundle's own backend; for a file, the installed backend that reads it.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per model call.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Threads decoding and preprocessing while the model runs (0: decode in the main thread).")
+@click.option("--threads", type=click.IntRange(min=1), help="Inference threads of the backend. Default: the backend's choice.")
+@click.option("--device", help="Backend device: cpu/cuda (torch, onnxruntime), CPU/GPU (openvino). Default: the backend's.")
+@click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the CSV (path,score,error) here; '-' for stdout. Default: stdout unless --json is given.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a JSON report here ('-' for stdout): model, backend, counts and one result per image.")
+@click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+              help="Refuse larger images (decompression-bomb guard).")
+@click.option("--arch", help="Architecture of a torch checkpoint (see `fiqa-edge models`). Default: recognised from the file.")
+@click.option("--input-size", type=click.IntRange(min=16), help="Preprocessing size N of a torch checkpoint. Default: the model's.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def score(
     images: tuple[Path, ...],
     model: Path | None,
-    arch: str | None,
-    input_size: int | None,
     backend: str,
     batch_size: int,
+    workers: int,
+    threads: int | None,
+    device: str | None,
     csv_out: Path | None,
+    json_out: Path | None,
+    max_pixels: int,
+    arch: str | None,
+    input_size: int | None,
     quiet: bool,
 ) -> None:
     """Score face images: files and folders (walked recursively).
 
-    Writes a CSV with columns path,score,error. A file that cannot be read gets
-    an empty score, its reason in the error column and one line on stderr; the
-    others are still scored. Exit status: 0 when every file was scored, 1 when
-    any failed (or on a usage/model error).
+    Each file gets a score, or an empty score and the reason in the error
+    column plus one `error:` line on stderr; the other files are still scored.
+    Images are decoded upright (EXIF orientation applied) and preprocessed as
+    the model's manifest says.
+
+    Exit status: 0 when every file was scored; 1 when any file failed, or on a
+    usage or model error.
     """
+    from PIL import Image
+    from tqdm import tqdm
+
     from ..assets import default_model_path
-    from ..backends import open_backend
-    from ..scoring import collect_images, score_paths
+    from ..scorer import QualityScorer, collect_images
 
     paths = collect_images(images)
     if not paths:
         raise click.ClickException("no images found in " + ", ".join(map(str, images)))
-    engine = open_backend(backend, model or default_model_path(), arch=arch, input_size=input_size)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "score", "error"])
-    failed = 0
-    for result in score_paths(paths, engine, batch_size=batch_size, progress=not quiet):
+    Image.MAX_IMAGE_PIXELS = None  # the scorer's own --max-pixels check replaces Pillow's process-wide one
+    model = model or default_model_path(backend)
+    scorer = QualityScorer.load(model, backend, threads=threads, device=device, max_pixels=max_pixels,
+                                arch=arch, input_size=input_size)
+    results = []
+    for result in tqdm(scorer.score_paths(paths, batch_size=batch_size, workers=workers), total=len(paths),
+                       unit="img", desc="scoring", disable=quiet or len(paths) < 2):
         if result.error:
-            failed += 1
-            click.echo(f"error: {result.error}", err=True)
-        writer.writerow([result.path, "" if result.score is None else f"{result.score:.6f}", result.error or ""])
-    if csv_out:
-        from .._atomic import atomic_write_text
-
-        atomic_write_text(csv_out, buffer.getvalue())
-        click.echo(f"scored {len(paths) - failed} of {len(paths)} images -> {csv_out}", err=True)
-    else:
-        click.echo(buffer.getvalue(), nl=False)
+            tqdm.write(f"error: {result.error}", file=sys.stderr)
+        results.append(result)
+    failed = sum(r.error is not None for r in results)
+    if csv_out or not json_out:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["path", "score", "error"])
+        for r in results:
+            writer.writerow([r.path, "" if r.score is None else f"{r.score:.6f}", r.error or ""])
+        _write_output(csv_out, buffer.getvalue())
+    if json_out:
+        report = {
+            "model": str(model), "backend": scorer.backend.name, "arch": scorer.backend.arch,
+            "images": len(results), "scored": len(results) - failed, "failed": failed,
+            "results": [{"path": r.path, "score": r.score, "error": r.error} for r in results],
+        }
+        _write_output(json_out, json.dumps(report, indent=2) + "\n")
+    click.echo(f"scored {len(results) - failed} of {len(results)} images with {scorer.backend.name}", err=True)
     if failed:
         sys.exit(1)
+
+
+def _write_output(path: Path | None, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, or to stdout for None or '-'."""
+    if path is None or str(path) == "-":
+        click.echo(text, nl=False)
+    else:
+        from .._atomic import atomic_write_text
+
+        atomic_write_text(path, text)
 
 
 @main.command()

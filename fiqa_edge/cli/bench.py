@@ -25,7 +25,7 @@ def bench_pseudo_label(model: Path | None, images: Path | None, input_size: int 
     """Batched pseudo-labelling against the official per-image loop: images/s, ratio, score agreement."""
     from ..assets import sample_faces
     from ..benchmarks.pseudo_label_speed import run
-    from ..scoring import collect_images
+    from ..scorer import collect_images
     from ..zoo import create_model, get_model_cfg, load_model
 
     if model:

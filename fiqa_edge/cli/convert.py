@@ -38,7 +38,7 @@ def convert(checkpoint: Path | None, arch: str | None, targets: str, precisions:
     from ..converters.convert import convert as run_convert
     from ..converters.targets import TARGETS
     from ..converters.validate import BOUNDS
-    from ..scoring import collect_images
+    from ..scorer import collect_images
     from ..zoo import load_model
 
     wanted = list(TARGETS) if targets == "all" else [t.strip() for t in targets.split(",") if t.strip()]
