@@ -7,7 +7,9 @@ graph with onnxruntime's float16 tool (inputs and outputs stay float32).
 int8 is static QDQ through ``onnxruntime.quantization`` with calibration faces;
 by default only Conv, MatMul and Gemm are quantized (per-channel weights,
 MinMax ranges), which measured both faster and closer to fp32 here than
-quantizing every op. The manifest is embedded in ``metadata_props`` under
+quantizing every op, and the first layer and the quality head stay in float:
+on the demo model (300 calibration, 500 other LFW faces) that raised SRCC/PLCC
+against fp32 from 0.9961/0.9963 to 0.9972/0.9977 at the same latency. The manifest is embedded in ``metadata_props`` under
 ``fiqa``, so the ``.onnx`` file alone is a complete bundle.
 """
 
@@ -25,7 +27,7 @@ from fiqa_edge.manifest import EMBEDDED_KEY, Manifest
 
 from .calibration import CalibrationFaces
 
-__all__ = ["INPUT", "OUTPUT", "OnnxOptions", "Int8Options", "export_fp32", "to_fp16", "quantize_int8", "embed_manifest"]
+__all__ = ["HEAD_PREFIX", "INPUT", "OUTPUT", "OnnxOptions", "Int8Options", "end_nodes", "export_fp32", "to_fp16", "quantize_int8", "embed_manifest"]
 
 log = logging.getLogger(__name__)
 INPUT, OUTPUT = "image", "score"
@@ -47,7 +49,18 @@ class Int8Options:
     op_types: tuple[str, ...] = ("Conv", "MatMul", "Gemm")
     per_channel: bool = True
     method: str = "MinMax"  # or Entropy, Percentile (CalibrationMethod names)
+    keep_ends_float: bool = True  # leave the first quantizable layer and the quality head unquantized
     exclude_nodes: tuple[str, ...] = field(default=())
+
+
+#: name prefix of the quality head's nodes in exported graphs (the zoo's ``quality`` module)
+HEAD_PREFIX = "/quality/"
+
+
+def end_nodes(graph, op_types: tuple[str, ...]) -> list[str]:
+    """Names of the first node of ``op_types`` (graph order is topological) and of the head's nodes."""
+    names = [n.name for n in graph.node if n.op_type in op_types]
+    return names[:1] + [n for n in names if n.startswith(HEAD_PREFIX)]
 
 
 def export_fp32(model, input_size: int, path: Path, options: OnnxOptions = OnnxOptions()) -> None:
@@ -91,9 +104,14 @@ def quantize_int8(src: Path, dst: Path, calibration: CalibrationFaces, options: 
     with atomic_path(dst) as tmp, tempfile.TemporaryDirectory(dir=dst.parent) as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared))  # shape inference and graph optimisation, as onnxruntime advises
+        exclude = list(options.exclude_nodes)
+        if options.keep_ends_float:
+            import onnx
+
+            exclude += end_nodes(onnx.load(str(prepared)).graph, options.op_types)
         quantize_static(str(prepared), str(tmp), calibration.onnxruntime_reader(INPUT), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=options.per_channel,
-                        op_types_to_quantize=list(options.op_types), nodes_to_exclude=list(options.exclude_nodes),
+                        op_types_to_quantize=list(options.op_types), nodes_to_exclude=exclude,
                         calibrate_method=method)
 
 
@@ -111,9 +129,9 @@ def embed_manifest(path: Path, manifest: Manifest) -> None:
 def build(loaded, precision: str, dst: Path, calibration: CalibrationFaces, workdir: Path, options: OnnxOptions = OnnxOptions()) -> None:
     """Write the ``precision`` ONNX artifact of ``loaded`` (a zoo LoadedModel) to ``dst``.
 
-    The fp32 export is made once per ``workdir`` and reused for fp16 and int8.
+    The fp32 export is made once per ``workdir`` and options, and reused for fp16 and int8.
     """
-    hub = workdir / "fp32.onnx"
+    hub = workdir / ("fp32-dynamic-hw.onnx" if options.dynamic_hw else "fp32.onnx")
     if not hub.is_file():
         export_fp32(loaded.model, loaded.spec.input_size, hub, options)
     if precision == "fp32":

@@ -7,13 +7,12 @@ precision; a miss raises :class:`ParityError` and the artifact is not kept.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
-import numpy as np
+from dataclasses import dataclass
 
 from fiqa_edge.errors import FiqaError
+from fiqa_edge.metrics import Parity
 
-__all__ = ["BOUNDS", "Bound", "Parity", "ParityError", "compare", "enforce"]
+__all__ = ["BOUNDS", "Bound", "ParityError", "enforce"]
 
 
 class ParityError(FiqaError):
@@ -34,36 +33,6 @@ BOUNDS: dict[str, Bound] = {
     "fp16": Bound(srcc=0.999),
     "int8": Bound(srcc=0.995, plcc=0.995),
 }
-
-
-@dataclass(frozen=True)
-class Parity:
-    """How closely an artifact's scores follow the reference scores."""
-
-    images: int
-    max_abs: float
-    mean_abs: float
-    srcc: float
-    plcc: float
-    flipped_pairs: float  # share of image pairs ranked in the opposite order
-
-    def to_dict(self) -> dict[str, float | int]:
-        return asdict(self)
-
-
-def compare(reference: np.ndarray, candidate: np.ndarray) -> Parity:
-    """Parity figures of ``candidate`` scores against ``reference`` scores (same images, same order)."""
-    from scipy import stats
-
-    ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
-    if ref.shape != cand.shape or ref.ndim != 1 or len(ref) < 3:
-        raise ValueError(f"need two equal 1-D score arrays of 3 or more, got {ref.shape} and {cand.shape}")
-    diff = np.abs(ref - cand)
-    i, j = np.triu_indices(len(ref), k=1)
-    order_ref, order_cand = np.sign(ref[i] - ref[j]), np.sign(cand[i] - cand[j])
-    return Parity(images=len(ref), max_abs=float(diff.max()), mean_abs=float(diff.mean()),
-                  srcc=float(stats.spearmanr(ref, cand)[0]), plcc=float(stats.pearsonr(ref, cand)[0]),
-                  flipped_pairs=float(np.mean(order_ref * order_cand < 0)))
 
 
 def enforce(parity: Parity, bound: Bound, what: str) -> None:

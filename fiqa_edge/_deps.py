@@ -26,6 +26,9 @@ EXTRA_FOR = {
     "nncf": "openvino",
     "coremltools": "coreml",
     "tensorrt": "tensorrt",
+    "cuda": "tensorrt",
+    "sklearn": "coreml",
+    "matplotlib": "train",
 }
 
 

@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["Logistic4", "QualityMetrics", "fit_logistic", "quality_metrics"]
+__all__ = ["Logistic4", "Parity", "QualityMetrics", "fit_logistic", "parity", "quality_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -107,3 +107,33 @@ def quality_metrics(predictions: Sequence[float], labels: Sequence[float]) -> Qu
         n=len(x),
         fitted=fitted,
     )
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely an artifact's scores follow the reference scores."""
+
+    images: int
+    max_abs: float
+    mean_abs: float
+    srcc: float
+    plcc: float
+    flip_rate: float  # share of image pairs ranked in the opposite order
+
+    def to_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+def parity(reference: np.ndarray, candidate: np.ndarray) -> Parity:
+    """Parity figures of ``candidate`` scores against ``reference`` scores (same images, same order)."""
+    from scipy import stats
+
+    ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    if ref.shape != cand.shape or ref.ndim != 1 or len(ref) < 3:
+        raise ValueError(f"need two equal 1-D score arrays of 3 or more, got {ref.shape} and {cand.shape}")
+    diff = np.abs(ref - cand)
+    i, j = np.triu_indices(len(ref), k=1)
+    order_ref, order_cand = np.sign(ref[i] - ref[j]), np.sign(cand[i] - cand[j])
+    return Parity(images=len(ref), max_abs=float(diff.max()), mean_abs=float(diff.mean()),
+                  srcc=float(stats.spearmanr(ref, cand)[0]), plcc=float(stats.pearsonr(ref, cand)[0]),
+                  flip_rate=float(np.mean(order_ref * order_cand < 0)))

@@ -3,6 +3,8 @@ manifest, and fail cleanly. A new target is tested as soon as it is added to TAR
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +15,11 @@ from click.testing import CliRunner
 
 from fiqa_edge.backends import open_backend
 from fiqa_edge.cli import main
+from fiqa_edge.errors import FiqaError
 from fiqa_edge.converters.convert import convert
 from fiqa_edge.converters.targets import TARGETS
-from fiqa_edge.converters.validate import BOUNDS, Bound, ParityError, compare, enforce
+from fiqa_edge.converters.validate import BOUNDS, Bound, ParityError, enforce
+from fiqa_edge.metrics import parity as compare
 from fiqa_edge.manifest import Manifest
 from fiqa_edge.preprocess import PreprocessSpec
 from fiqa_edge.zoo import LoadedModel, create_model
@@ -40,8 +44,13 @@ LOOSE_INT8 = {**BOUNDS, "int8": Bound(srcc=0.95, plcc=0.95)}
 
 @pytest.fixture(scope="module", params=sorted(TARGETS))
 def bundles(request, student, faces, tmp_path_factory):
+    """Every precision of each target this machine can build and run (the others skip with the reason)."""
     target = TARGETS[request.param]
-    pytest.importorskip(target.package, reason=f"the {target.key} converter's package is not installed")
+    reason = target.unavailable()
+    if reason:
+        pytest.skip(f"{target.key}: {reason}")
+    if not getattr(target.load(), "runs_here", lambda: True)():
+        pytest.skip(f"{target.key} models do not run on this machine (their spec checks are tested below)")
     out = tmp_path_factory.mktemp(f"bundles-{target.key}")
     results = convert(student, [target.key], list(target.precisions), faces[:20], faces[20:], out, bounds=LOOSE_INT8)
     return target, out, {r.precision: r for r in results}
@@ -62,11 +71,17 @@ def test_every_precision_builds_within_its_bound(bundles):
 def _quantize_ops(target, model_file: Path) -> int:
     if target.key == "onnx":
         return sum(n.op_type == "QuantizeLinear" for n in onnx.load(str(model_file)).graph.node)
+    if target.key == "coreml":
+        from fiqa_edge.converters.coreml import inspect
+
+        return inspect(model_file, Manifest.load(model_file.parent))["quantized_weight_ops"]
     return model_file.read_text().count('type="FakeQuantize"')  # OpenVINO IR
 
 
 def test_int8_graph_is_quantized(bundles):
     target, out, _ = bundles
+    if target.key == "tensorrt":
+        pytest.skip("a serialized engine cannot be inspected for Q/DQ layers; its int8 parity is checked instead")
     assert _quantize_ops(target, out / f"{target.key}-int8" / target.model_file) > 20
     assert _quantize_ops(target, out / f"{target.key}-fp32" / target.model_file) == 0
 
@@ -76,20 +91,27 @@ def test_bundle_is_self_describing(bundles, student, faces, tmp_path):
     folder = out / f"{target.key}-fp32"
     manifest = Manifest.load(folder)
     assert manifest.preprocessing == SPEC and manifest.precision == "fp32" and manifest.source_sha256 == "ab" * 32
+    if target.key == "tensorrt":
+        pytest.skip("TensorRT engines carry no metadata: their fiqa.json travels with them")
     # the model file alone, away from fiqa.json, still scores with the right preprocessing
     for f in folder.iterdir():
-        if f.name != "fiqa.json":
+        if f.is_dir():
+            shutil.copytree(f, tmp_path / f.name)
+        elif f.name != "fiqa.json":
             (tmp_path / f.name).write_bytes(f.read_bytes())
     backend = open_backend("auto", tmp_path / target.model_file)
     assert backend.spec == SPEC and backend.manifest.to_dict() == manifest.to_dict()
-    ref = manifest.figures["reference_scores"]
+    ref = manifest.figures["reference_scores"]["scores"]
+    from fiqa_edge.assets import SAMPLES_DIR
     from fiqa_edge.imaging import load_image
     from fiqa_edge.preprocess import preprocess
 
+    assert len(ref) == 40
     names = list(ref)
-    by_name = {p.name: p for p in faces}
-    scores = backend.predict(np.stack([preprocess(load_image(by_name[n]), SPEC) for n in names]))
+    scores = backend.predict(np.stack([preprocess(load_image(SAMPLES_DIR / n), SPEC) for n in names]))
     assert np.allclose(scores, [ref[n] for n in names], atol=1e-4)
+    cost = manifest.figures["cost"]
+    assert cost["params"] == sum(p.numel() for p in student.model.parameters()) and cost["gflops"] > 0
 
 
 def test_dynamic_batch(bundles):
@@ -110,7 +132,7 @@ def test_parity_miss_leaves_nothing_under_the_final_name(student, faces, tmp_pat
 def test_compare_and_enforce():
     ref = np.linspace(0, 1, 50)
     p = compare(ref, ref[::-1])
-    assert p.srcc == pytest.approx(-1) and p.flipped_pairs == pytest.approx(1)
+    assert p.srcc == pytest.approx(-1) and p.flip_rate == pytest.approx(1)
     with pytest.raises(ParityError, match="SRCC -1.00000 < 0.999"):
         enforce(p, BOUNDS["fp16"], "onnx fp16")
     enforce(compare(ref, ref + 1e-6), BOUNDS["fp32"], "onnx fp32")
@@ -127,3 +149,70 @@ def test_convert_command(student, faces, tmp_path):
     assert scored.exit_code == 0, scored.output
     bad = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "onxx"])
     assert bad.exit_code == 2 and "unknown target(s) onxx" in bad.output
+
+
+@pytest.mark.skipif(TARGETS["coreml"].unavailable() is not None, reason="coremltools is not installed")
+def test_coreml_packages_pass_their_spec_checks(student, faces, tmp_path):
+    from fiqa_edge.converters.coreml import inspect
+
+    results = {r.precision: r for r in convert(student, ["coreml"], ["fp32", "fp16", "int8"], faces[:4], faces[:8], tmp_path)}
+    assert all(r.error is None for r in results.values()), [r.error for r in results.values()]
+    for precision, r in results.items():
+        manifest = Manifest.load(r.bundle)
+        checks = manifest.figures["checks"]
+        assert checks["input"] == "image image RGB 64x64" and checks["output"] == "score"
+        assert checks["ops"]["conv"] == 20 and checks["ops"]["layer_norm"] >= 19
+        assert (checks["quantized_weight_ops"] > 20) == (precision == "int8")
+        if sys.platform != "darwin":
+            assert r.parity == {} and "parity not measured" in r.note
+    assert results["int8"].size_mb < 0.6 * results["fp16"].size_mb < 0.6 * results["fp32"].size_mb
+    wrong = Manifest.load(results["fp32"].bundle)
+    wrong.preprocessing = PreprocessSpec(input_size=96)
+    with pytest.raises(FiqaError, match="input is 64×64, expected 96×96"):
+        inspect(results["fp32"].bundle / "model.mlpackage", wrong)
+
+
+def test_tensorrt_without_a_gpu_is_one_line_or_skipped(student, faces, tmp_path):
+    reason = TARGETS["tensorrt"].unavailable()
+    if reason is None:
+        pytest.skip("this machine can build TensorRT engines")
+    ckpt = save_checkpoint(student.model, tmp_path / "s.safetensors", arch=student.arch, spec=SPEC)
+    alone = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "tensorrt", "--out", str(tmp_path / "a")])
+    assert alone.exit_code == 1 and alone.output.strip() == f"Error: --to tensorrt: {reason}"
+    every = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "all", "--precision", "fp32", "--calib", str(faces[0]),
+                                      "--validate", str(faces[0].parent), "--out", str(tmp_path / "b"), "-q"])
+    assert f"warning: skipping tensorrt: {reason}" in every.stderr
+    assert every.exit_code == 0, every.output
+    built = sorted(p.name for p in (tmp_path / "b").iterdir())
+    assert "onnx-fp32" in built and not any(name.startswith("tensorrt") for name in built)
+
+
+def test_dynamic_height_and_width(student, faces, tmp_path):
+    import onnxruntime as ort
+
+    ckpt = save_checkpoint(student.model, tmp_path / "s.safetensors", arch=student.arch, spec=SPEC)
+    for flag, name in (([], "fixed"), (["--dynamic-hw"], "dynamic")):
+        result = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "onnx", "--precision", "fp32", "--calib", str(faces[0]),
+                                           "--validate", str(faces[0].parent), "--out", str(tmp_path / name), "-q", *flag])
+        assert result.exit_code == 0, result.output
+    x = np.random.default_rng(0).normal(size=(2, 3, 80, 96)).astype(np.float32)
+    dynamic = ort.InferenceSession(str(tmp_path / "dynamic" / "onnx-fp32" / "model.onnx"))
+    assert dynamic.run(None, {"image": x})[0].shape == (2, 1)
+    import torch as _torch
+
+    with _torch.no_grad():
+        expected = student.model(_torch.from_numpy(x)).numpy()
+    assert np.allclose(dynamic.run(None, {"image": x})[0], expected, atol=1e-4)
+    fixed = ort.InferenceSession(str(tmp_path / "fixed" / "onnx-fp32" / "model.onnx"))
+    with pytest.raises(Exception, match="[Ii]nvalid|dimension"):
+        fixed.run(None, {"image": x})
+
+
+@pytest.mark.skipif(TARGETS["tensorrt"].unavailable() is not None,
+                    reason=f"TensorRT: {TARGETS['tensorrt'].unavailable()}")
+def test_tensorrt_engines_record_their_gpu(student, faces, tmp_path):
+    (result,) = convert(student, ["tensorrt"], ["fp16"], faces[:4], faces, tmp_path)
+    assert result.error is None, result.error
+    built_on = Manifest.load(result.bundle).figures["built_on"]
+    assert built_on["gpu"] and built_on["tensorrt"].split(".")[0] >= "10"
+    assert result.parity["srcc"] >= BOUNDS["fp16"].srcc

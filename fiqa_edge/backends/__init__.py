@@ -24,8 +24,11 @@ __all__ = ["BACKENDS", "Backend", "backend_for", "open_backend"]
 # name -> (package it needs, "module:class")
 BACKENDS: dict[str, tuple[str, str]] = {
     "torch": ("torch", "fiqa_edge.backends.torch_backend:TorchBackend"),
+    "torch-compile": ("torch", "fiqa_edge.backends.torch_backend:TorchCompileBackend"),
     "onnxruntime": ("onnxruntime", "fiqa_edge.backends.onnxruntime_backend:OnnxRuntimeBackend"),
     "openvino": ("openvino", "fiqa_edge.backends.openvino_backend:OpenVinoBackend"),
+    "tensorrt": ("tensorrt", "fiqa_edge.backends.tensorrt_backend:TensorRtBackend"),
+    "coreml": ("coremltools", "fiqa_edge.backends.coreml_backend:CoreMlBackend"),
 }
 
 
@@ -45,6 +48,9 @@ class Backend(Protocol):
 _BY_SUFFIX: dict[str, tuple[str, ...]] = {
     ".onnx": ("onnxruntime", "openvino"),
     ".xml": ("openvino",),
+    ".engine": ("tensorrt",),
+    ".plan": ("tensorrt",),
+    ".mlpackage": ("coreml",),
     ".pt": ("torch",),
     ".pth": ("torch",),
     ".safetensors": ("torch",),

@@ -39,6 +39,10 @@ class OnnxRuntimeBackend:
         if path.is_dir():
             path = folder / Manifest.load(folder).model_file
         options = ort.SessionOptions()
+        # Idle intra-op threads sleep instead of spinning: the scorer decodes images on other threads
+        # of the same cores (measured, 500 LFW faces, demo model, 2 cores: end-to-end 377 -> 402 img/s
+        # with 2 decode workers; model-only batch 8 570 -> 525 img/s).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
         wanted = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}

@@ -11,7 +11,7 @@ from torch import nn
 from ..preprocess import PreprocessSpec
 from ..zoo import load_model
 
-__all__ = ["TorchBackend"]
+__all__ = ["TorchBackend", "TorchCompileBackend"]
 
 
 class TorchBackend:
@@ -49,3 +49,17 @@ class TorchBackend:
         with torch.inference_mode():
             out = self.model(torch.from_numpy(batch).to(self.device))
         return out.reshape(-1).double().cpu().numpy()
+
+
+class TorchCompileBackend(TorchBackend):
+    """The torch backend with the model compiled by ``torch.compile`` (inductor).
+
+    The first call of each batch shape compiles (seconds to minutes); later
+    calls run the compiled graph.
+    """
+
+    name = "torch-compile"
+
+    def __init__(self, model: nn.Module, spec: PreprocessSpec, arch: str, device: str = "cpu") -> None:
+        super().__init__(model, spec, arch, device)
+        self.model = torch.compile(self.model)

@@ -8,9 +8,116 @@ from pathlib import Path
 import click
 
 
-@click.group()
+class _BenchGroup(click.Group):
+    """``bench TARGETS...`` runs the comparison; ``bench pseudo-label`` the labelling benchmark."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_BenchGroup)
 def bench() -> None:
-    """Benchmarks: measured speed and accuracy figures."""
+    """Measure artifacts on this device: `fiqa-edge bench [TARGETS]...` (see `bench run --help`).
+
+    TARGETS are bundle folders, folders of bundles, model files or torch
+    checkpoints. With none, the bundled default model is measured (torch rows
+    when torch is installed, and its ONNX bundle).
+    """
+
+
+def _read_images(images: Path | None, labels: Path | None, root: Path | None, limit: int | None):
+    from ..assets import sample_faces
+    from ..errors import FiqaError
+    from ..scorer import collect_images
+    from ..train.labels import Item, read_image_list, read_labels
+
+    if labels:
+        root = root or labels.parent
+        items = read_labels(labels, root)
+    elif images and images.is_file():
+        root = root or images.parent
+        items = read_image_list(images, root)
+    else:
+        root = None
+        items = [Item(str(p)) for p in (collect_images([images]) if images else sample_faces())]
+    if not items:
+        raise FiqaError(f"{images}: no images")
+    if limit and limit < len(items):  # evenly spaced, so a sorted list still spans every identity
+        items = [items[round(i * (len(items) - 1) / (limit - 1))] for i in range(limit)] if limit > 1 else items[:1]
+    return items, root
+
+
+@bench.command("run")
+@click.argument("targets", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--images", type=click.Path(exists=True, path_type=Path),
+              help="Folder (walked) or CSV (first column) of faces. Default: the 40 bundled sample faces; "
+                   "200 or more are recommended.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV image,score: adds accuracy (SRCC, PLCC, KRCC, RMSE) per artifact; its images are used.")
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Folder the CSV's image paths are relative to. Default: the CSV's folder.")
+@click.option("--limit", type=click.IntRange(min=3), help="Use this many images, evenly spaced through the list.")
+@click.option("--batch-sizes", default="1,8", show_default=True, help="Comma-separated batch sizes for throughput.")
+@click.option("--threads", type=click.IntRange(min=1), help="Inference threads per backend. Default: each backend's choice.")
+@click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
+              help="Decode threads of the end-to-end measurement.")
+@click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Torch checkpoint for parity (needs torch). Default: a checkpoint among TARGETS or the bundled "
+                   "model, when it is the bundles' source; otherwise the reference scores stored in each bundle.")
+@click.option("--rounds", type=click.IntRange(min=1), default=10, show_default=True, help="Interleaved timing rounds.")
+@click.option("--per-round", type=click.IntRange(min=1), default=5, show_default=True, help="Timed calls per artifact per round.")
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed calls first.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report ('-': stdout).")
+@click.option("--markdown", "md_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a Markdown table.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: latency vs parity/accuracy.")
+@click.option("--gate", "gates", multiple=True, metavar="EXPR",
+              help="Fail (exit 1) unless every measured row meets EXPR, e.g. 'parity.srcc>=0.99', "
+                   "'latency.p50_ms<=10', 'throughput_ips.8>=100'. Repeatable.")
+def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | None, root: Path | None, limit: int | None,
+              batch_sizes: str, threads: int | None, workers: int, reference: Path | None, rounds: int, per_round: int,
+              warmup: int, json_out: Path | None, md_out: Path | None, plot_out: Path | None, gates: tuple[str, ...]) -> None:
+    """Cost, latency, throughput, parity and accuracy of TARGETS, side by side.
+
+    Every artifact is loaded here and timed in interleaved rounds (model only,
+    preprocessed input); end-to-end images/s adds decoding and preprocessing
+    with --workers threads. Backends that cannot run on this device are listed
+    as skipped with the reason. Exit status 1 when a gate fails.
+    """
+    import sys
+
+    from .._atomic import atomic_write_text
+    from ..assets import DEFAULT_BUNDLE, DEFAULT_MODEL
+    from .._deps import is_available
+    from ..benchmarks.bench_report import markdown, parse_gate, plot, table
+    from ..benchmarks.harness import run_bench
+
+    parsed_gates = [parse_gate(g) for g in gates]
+    try:
+        sizes = sorted({int(b) for b in batch_sizes.split(",") if b.strip()})
+    except ValueError:
+        raise click.BadParameter(f"{batch_sizes!r} is not a comma-separated list of integers", param_hint="--batch-sizes") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter("batch sizes must be 1 or more", param_hint="--batch-sizes")
+    if not targets:
+        targets = ((DEFAULT_MODEL,) if is_available("torch") else ()) + (DEFAULT_BUNDLE,)
+    items, root = _read_images(images, labels, root, limit)
+    report = run_bench(targets, items, root=root, batch_sizes=sizes, threads=threads, workers=workers,
+                       reference=reference, warmup=warmup, rounds=rounds, per_round=per_round)
+    click.echo(table(report), nl=False)
+    if json_out:
+        text = json.dumps(report.to_dict(), indent=2) + "\n"
+        click.echo(text, nl=False) if str(json_out) == "-" else atomic_write_text(json_out, text)
+    if md_out:
+        atomic_write_text(md_out, markdown(report))
+    if plot_out:
+        plot(report, plot_out)
+    failures = [line for gate in parsed_gates for line in gate.failures(report)]
+    for line in failures:
+        click.echo(f"FAILED {line}", err=True)
+    if failures:
+        sys.exit(1)
 
 
 @bench.command("pseudo-label")

@@ -1,0 +1,128 @@
+"""`fiqa-edge bench TARGETS`: the documented report, parity with and without torch, accuracy, gates."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import fiqa_edge.benchmarks.harness as harness
+from fiqa_edge.assets import DEFAULT_BUNDLE, DEFAULT_MODEL, SAMPLES_DIR
+from fiqa_edge.benchmarks.bench_report import parse_gate
+from fiqa_edge.benchmarks.harness import find_artifacts, run_bench
+from fiqa_edge.cli import main
+from fiqa_edge.errors import FiqaError
+from fiqa_edge.scorer import QualityScorer
+from fiqa_edge.train.labels import Item
+
+QUICK = ["--rounds", "2", "--per-round", "2", "--warmup", "1"]
+
+
+def test_targets_expand_to_artifacts(tmp_path):
+    folder = tmp_path / "bundles"
+    shutil.copytree(DEFAULT_BUNDLE, folder / "onnx-fp32")
+    shutil.copytree(DEFAULT_BUNDLE, folder / "onnx-copy")
+    (folder / "notes").mkdir()
+    found = find_artifacts([folder, DEFAULT_MODEL])
+    assert [(a.path.name, a.backend) for a in found] == [
+        ("onnx-copy", "onnxruntime"), ("onnx-fp32", "onnxruntime"),
+        (DEFAULT_MODEL.name, "torch"), (DEFAULT_MODEL.name, "torch-compile")]
+    with pytest.raises(FiqaError, match="neither a bundle"):
+        find_artifacts([folder / "notes"])
+    (tmp_path / "x.txt").write_text("x")
+    with pytest.raises(FiqaError, match="x.txt: not a bundle"):
+        find_artifacts([tmp_path / "x.txt"])
+
+
+def test_bench_writes_the_documented_report(tmp_path):
+    out = tmp_path / "r.json"
+    args = ["bench", str(DEFAULT_BUNDLE), *QUICK, "--json", str(out), "--markdown", str(tmp_path / "r.md"),
+            "--plot", str(tmp_path / "r.png"), "--gate", "parity.srcc>=0.9999", "--gate", "latency.p50_ms<=10000"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert report["images"] == 40
+    (row,) = report["results"]
+    assert (row["backend"], row["precision"], row["status"]) == ("onnxruntime", "fp32", "ok")
+    assert row["params"] == 1_179_641 and row["gflops"] > 0 and 4 < row["size_mb"] < 6
+    assert set(row["latency"]) >= {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms"}
+    assert row["latency"]["min_ms"] <= row["latency"]["p50_ms"] <= row["latency"]["p99_ms"]
+    assert set(row["throughput_ips"]) == {"1", "8"} and row["throughput_ips"]["8"] > 0
+    assert row["parity"]["reference"] == "torch fp32" and row["parity"]["images"] == 40
+    assert row["parity"]["max_abs"] <= 1e-4 and set(row["parity"]) >= {"mean_abs", "srcc", "plcc", "flip_rate"}
+    assert row["accuracy"] is None
+    assert row["end_to_end"]["images"] == 40 and row["end_to_end"]["ips"] > 0
+    assert "| onnxruntime | fp32 | ok" in (tmp_path / "r.md").read_text().replace("ok (noisy)", "ok")
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    assert "only 40 images" in result.output
+
+
+def test_parity_falls_back_to_the_scores_stored_in_the_bundle(monkeypatch):
+    monkeypatch.setattr(harness, "is_available", lambda m: m != "torch")  # a device without torch
+    items = [Item(str(p)) for p in sorted(SAMPLES_DIR.glob("*/*.jpg"))[:5]]
+    report = run_bench([DEFAULT_BUNDLE], items, batch_sizes=(1,), rounds=1, per_round=1, warmup=0)
+    (row,) = report.results
+    assert report.images == 5
+    assert row.parity["reference"].startswith("stored scores") and row.parity["images"] == 40
+    assert row.parity["max_abs"] <= 1e-4 and row.parity["srcc"] >= 0.9999
+
+
+def test_parity_without_torch_has_teeth(tmp_path, monkeypatch):
+    """A bundle whose stored reference scores disagree with what it scores is reported as such."""
+    from fiqa_edge.converters.onnx import embed_manifest
+    from fiqa_edge.manifest import Manifest
+
+    monkeypatch.setattr(harness, "is_available", lambda m: m != "torch")
+    bundle = tmp_path / "onnx-fp32"
+    shutil.copytree(DEFAULT_BUNDLE, bundle)
+    manifest = Manifest.load(bundle)
+    rng = np.random.default_rng(0)
+    stored = manifest.figures["reference_scores"]["scores"]
+    manifest.figures["reference_scores"]["scores"] = {k: v + float(rng.normal(0, 0.01)) for k, v in stored.items()}
+    manifest.save(bundle)
+    embed_manifest(bundle / "model.onnx", manifest)
+    items = [Item(str(p)) for p in sorted(SAMPLES_DIR.glob("*/*.jpg"))[:3]]
+    (row,) = run_bench([bundle], items, batch_sizes=(1,), rounds=1, per_round=1, warmup=0).results
+    assert row.parity["max_abs"] > 5e-3 and row.parity["srcc"] < 0.999 and row.parity["flip_rate"] > 0
+
+
+def test_accuracy_with_labels(tmp_path):
+    faces = sorted(SAMPLES_DIR.glob("*/*.jpg"))
+    scores = QualityScorer.load(DEFAULT_BUNDLE).score_batch(faces)
+    labels = tmp_path / "labels.csv"
+    noise = np.random.default_rng(1).normal(0, 0.005, len(faces))
+    labels.write_text("image,score\n" + "".join(f"{p.relative_to(SAMPLES_DIR)},{s + n}\n" for p, s, n in zip(faces, scores, noise)))
+    out = tmp_path / "r.json"
+    result = CliRunner().invoke(main, ["bench", str(DEFAULT_BUNDLE), "--labels", str(labels), "--root", str(SAMPLES_DIR),
+                                       *QUICK, "--batch-sizes", "1", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    accuracy = json.loads(out.read_text())["results"][0]["accuracy"]
+    assert accuracy["n"] == 40 and 0.8 < accuracy["srcc"] <= 1 and accuracy["delta_srcc_vs_fp32"] == 0
+
+
+def test_failing_gate_exits_non_zero_and_names_the_row():
+    result = CliRunner().invoke(main, ["bench", str(DEFAULT_BUNDLE), *QUICK, "--limit", "5", "--gate", "latency.p50_ms<=0.000001"])
+    assert result.exit_code == 1
+    assert "FAILED gate latency.p50_ms<=0.000001: onnxruntime fp32" in result.stderr
+
+
+@pytest.mark.parametrize("text", ["parity.srcc", "p50 fast", "latency.p50_ms<=ten"])
+def test_malformed_gates_are_refused(text):
+    with pytest.raises(FiqaError, match="expected FIELD OP NUMBER|is not a number"):
+        parse_gate(text)
+
+
+def test_backends_that_cannot_run_here_are_skipped_with_the_reason(tmp_path):
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"\0" * 16)
+    package = tmp_path / "model.mlpackage"
+    package.mkdir()
+    items = [Item(str(p)) for p in sorted(SAMPLES_DIR.glob("*/*.jpg"))[:3]]
+    report = run_bench([engine, package, DEFAULT_BUNDLE], items, batch_sizes=(1,), rounds=1, per_round=1, warmup=0)
+    rows = {r.backend: r for r in report.results}
+    assert rows["tensorrt"].status == "skipped" and "tensorrt" in rows["tensorrt"].reason
+    assert rows["coreml"].status == "skipped" and ("coremltools" in rows["coreml"].reason or "macOS" in rows["coreml"].reason)
+    assert rows["onnxruntime"].status == "ok"
