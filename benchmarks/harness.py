@@ -2,8 +2,8 @@
 
 Targets are bundle folders, folders of bundles, model files or torch
 checkpoints (a checkpoint gives two rows: torch eager and ``torch.compile``).
-Every artifact is loaded in this process, timed in interleaved rounds (see
-:mod:`.timing`), and scores the same images. Parity is measured against the
+Every artifact runs in its own process (:mod:`.worker`), scores the same
+images, and is timed in interleaved turns (:mod:`.timing`). Parity is measured against the
 fp32 torch model when torch and the source checkpoint are at hand, otherwise
 against the reference scores stored in the bundle at convert time.
 """
@@ -28,12 +28,11 @@ from fiqa_edge.backends import BACKENDS
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.manifest import MANIFEST_NAME, Manifest, sha256_file
 from fiqa_edge.metrics import parity, quality_metrics
-from fiqa_edge.preprocess import PreprocessSpec, preprocess
-from fiqa_edge.scorer import QualityScorer
 from fiqa_edge.train.degrade import open_image_ref, parse_ref
 from fiqa_edge.train.labels import Item
 
 from .timing import Latency, interleaved_latency
+from .worker import ArtifactWorker
 
 __all__ = ["Artifact", "BenchReport", "BenchResult", "find_artifacts", "run_bench"]
 
@@ -139,15 +138,6 @@ def _has_nvidia_gpu() -> bool:
     return Path("/proc/driver/nvidia/gpus").is_dir() and any(Path("/proc/driver/nvidia/gpus").iterdir())
 
 
-def _rss_mb() -> float | None:
-    """Resident memory of this process (Linux), MB."""
-    try:
-        pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
 def _model_size_mb(artifact: Artifact) -> float:
     path = artifact.path
     if path.is_dir():
@@ -159,58 +149,22 @@ def _model_size_mb(artifact: Artifact) -> float:
     return sum(f.stat().st_size for f in files if f.exists()) / 2**20
 
 
-def _source_sha(artifact: Artifact, scorer: QualityScorer) -> str | None:
-    if artifact.backend in ("torch", "torch-compile"):
-        return sha256_file(artifact.path)
-    manifest = getattr(scorer.backend, "manifest", None)
-    return manifest.source_sha256 if manifest else None
-
-
-def _cost(scorer: QualityScorer) -> dict[str, Any] | None:
-    """Params and GFLOPs: the bundle's stored figures, else counted with torch when it is installed."""
-    manifest = getattr(scorer.backend, "manifest", None)
-    if manifest is not None and "cost" in manifest.figures:
-        return manifest.figures["cost"]
-    if not (is_available("torch") and is_available("fvcore")):
-        return None
-    from fiqa_edge.zoo import create_model
-
-    from .cost import model_cost
-
-    model = getattr(scorer.backend, "model", None)
-    model = getattr(model, "_orig_mod", model) or create_model(scorer.backend.arch)
-    return model_cost(model, scorer.spec.input_size).to_dict()
-
-
-def _scores(scorer: QualityScorer, inputs: np.ndarray, batch: int = 8) -> np.ndarray:
-    return np.concatenate([scorer.backend.predict(inputs[i : i + batch]) for i in range(0, len(inputs), batch)])
-
-
 class _Inputs:
-    """Decoded images, preprocessed once per preprocessing spec."""
+    """The benchmark images that decode (each named and left out otherwise), their labels and plain files."""
 
     def __init__(self, items: Sequence[Item], root: Path | None) -> None:
-        self.items, self.images = [], []
-        for item in tqdm(items, desc="decoding", unit="img", disable=len(items) < 50):
+        self.items = []
+        for item in tqdm(items, desc="checking images", unit="img", disable=len(items) < 50):
             try:
-                self.images.append(open_image_ref(item.image, root))
+                open_image_ref(item.image, root)
                 self.items.append(item)
             except FiqaError as exc:
                 log.warning("%s; left out", exc)
-        if not self.images:
+        if not self.items:
             raise FiqaError("none of the benchmark images could be read")
-        self.files = [(root / item.image if root else Path(item.image)) for item in self.items
-                      if parse_ref(item.image)[1] is None]
-        self._by_spec: dict[PreprocessSpec, np.ndarray] = {}
-
-    def batch(self, spec: PreprocessSpec) -> np.ndarray:
-        if spec not in self._by_spec:
-            self._by_spec[spec] = np.stack([preprocess(im, spec) for im in self.images])
-        return self._by_spec[spec]
-
-    @property
-    def labels(self) -> np.ndarray:
-        return np.array([item.score for item in self.items], dtype=np.float64)
+        self.refs = [item.image for item in self.items]
+        self.files = [(root / ref if root else Path(ref)) for ref in self.refs if parse_ref(ref)[1] is None]
+        self.labels = np.array([item.score for item in self.items], dtype=np.float64)
 
 
 def run_bench(
@@ -223,99 +177,97 @@ def run_bench(
     workers: int = 2,
     reference: Path | None = None,
     warmup: int = 5,
-    rounds: int = 10,
+    rounds: int = 20,
     per_round: int = 5,
+    pause: float = 0.1,
 ) -> BenchReport:
-    """Measure every artifact of ``targets`` on ``items`` (labels used when they are numbers)."""
+    """Measure every artifact of ``targets`` on ``items`` (accuracy too when every item has a label)."""
     artifacts = find_artifacts(targets)
     inputs = _Inputs(items, root)
-    has_labels = not np.isnan(inputs.labels).any()
     results = [BenchResult(a.target, a.backend, a.precision) for a in artifacts]
-    scorers: dict[int, QualityScorer] = {}
-    for i, (artifact, result) in enumerate(zip(artifacts, results)):
+    sizes = sorted(set(batch_sizes) | {1})
+    samples = sorted(p.relative_to(SAMPLES_DIR).as_posix() for p in SAMPLES_DIR.glob("*/*.jpg"))
+    running: dict[int, ArtifactWorker] = {}
+    for i, artifact in enumerate(artifacts):
         reason = _skip_reason(artifact)
         if reason:
-            result.status, result.reason = "skipped", reason
-            continue
-        try:
-            before = _rss_mb()
-            scorer = QualityScorer.load(artifact.path, artifact.backend, threads=threads)
-            scorer.backend.predict(inputs.batch(scorer.spec)[:1])
-            after = _rss_mb()
-        except Exception as exc:  # one artifact failing to load never stops the comparison
-            result.status, result.reason = "failed", " ".join(str(exc).split())[:300]
-            continue
-        scorers[i] = scorer
-        manifest = getattr(scorer.backend, "manifest", None)
-        result.precision = manifest.precision if manifest else result.precision
-        result.size_mb = _model_size_mb(artifact)
-        result.rss_mb = None if before is None or after is None else after - before
-        cost = _cost(scorer)
-        if cost:
-            result.params, result.gflops, result.gflops_torch = cost["params"], cost["gflops"], cost["gflops_torch"]
-
-    order = list(scorers)
-    for b in sorted(set(batch_sizes) | {1}):
-        log.info("timing batch %d", b)
-        calls = [_call(scorers[i], inputs.batch(scorers[i].spec), b) for i in order]
-        for i, lat in zip(order, interleaved_latency(calls, warmup=warmup, rounds=rounds, per_round=per_round)):
-            if b == 1:
-                results[i].latency = lat
-            if b in batch_sizes:
-                results[i].throughput_ips[str(b)] = b / (lat.p50_ms / 1e3)
-
-    e2e_batch = max(batch_sizes)
-    scores: dict[int, np.ndarray] = {}
-    for i in order:
-        scorer = scorers[i]
-        scores[i] = _scores(scorer, inputs.batch(scorer.spec))
-        if inputs.files:
-            t0 = time.perf_counter()
-            done = sum(1 for r in scorer.score_paths(inputs.files, batch_size=e2e_batch, workers=workers) if r.error is None)
-            ips = done / (time.perf_counter() - t0)
+            results[i].status, results[i].reason = "skipped", reason
+        else:
+            running[i] = ArtifactWorker(artifact.path, artifact.backend, threads, inputs.refs, root, sizes, samples)
+    facts: dict[int, dict[str, Any]] = {}
+    try:
+        for i, worker in tqdm(list(running.items()), desc="loading and scoring", unit="artifact"):
+            try:
+                facts[i] = worker.ready()
+            except RuntimeError as exc:
+                results[i].status, results[i].reason = "failed", str(exc)
+                worker.stop()
+        for i in list(running):
+            if i not in facts:
+                del running[i]
+        order = list(running)
+        for b in tqdm(sizes, desc="timing batch sizes", unit="size"):
+            turns = [lambda n, w=running[i], b=b: w.time(b, n) for i in order]
+            for i, lat in zip(order, interleaved_latency(turns, warmup=warmup, rounds=rounds, per_round=per_round, pause=pause)):
+                if b == 1:
+                    results[i].latency = lat
+                if b in batch_sizes:
+                    results[i].throughput_ips[str(b)] = b / (lat.p50_ms / 1e3)
+        e2e_batch = max(batch_sizes)
+        for i in order if inputs.files else []:
+            time.sleep(pause)
+            ips, done = running[i].end_to_end(inputs.files, e2e_batch, workers)
             model_ips = results[i].throughput_ips.get(str(e2e_batch))
-            results[i].end_to_end = {"batch_size": e2e_batch, "workers": workers, "images": done, "ips": ips,
+            results[i].end_to_end = {"batch_size": e2e_batch, "workers": workers, "images": len(inputs.files),
+                                     "scored_in_timed_passes": done, "ips": ips,
                                      "model_only_ips": model_ips, "ratio": ips / model_ips if model_ips else None}
-
-    _parity(artifacts, results, scorers, scores, inputs, reference)
-    if has_labels:
-        _accuracy(results, scores, inputs.labels)
+    finally:
+        peaks = {i: w.stop() for i, w in running.items()}
+    for i, info in facts.items():
+        r = results[i]
+        r.precision, r.size_mb, r.rss_mb = info["precision"], _model_size_mb(artifacts[i]), peaks.get(i)
+        if info["cost"]:
+            r.params, r.gflops, r.gflops_torch = (info["cost"][k] for k in ("params", "gflops", "gflops_torch"))
+    _parity(artifacts, results, facts, inputs, root, reference, samples)
+    if not np.isnan(inputs.labels).any():
+        _accuracy(results, {i: info["scores"] for i, info in facts.items()}, inputs.labels)
     settings = {"batch_sizes": list(batch_sizes), "threads": threads, "workers": workers, "warmup": warmup,
-                "rounds": rounds, "per_round": per_round, "cpu": platform.processor() or platform.machine(),
-                "cpu_count": os.cpu_count(), "python": platform.python_version()}
-    return BenchReport(images=len(inputs.images), results=results, settings=settings)
+                "rounds": rounds, "per_round": per_round, "pause_s": pause,
+                "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
+                "python": platform.python_version()}
+    return BenchReport(images=len(inputs.refs), results=results, settings=settings)
 
 
-def _call(scorer: QualityScorer, inputs: np.ndarray, batch: int):
-    x = np.ascontiguousarray(np.resize(inputs, (batch, *inputs.shape[1:])))
-    return lambda: scorer.backend.predict(x)
+def _source_sha(artifact: Artifact, info: dict[str, Any]) -> str | None:
+    return sha256_file(artifact.path) if artifact.backend in ("torch", "torch-compile") else info["source_sha256"]
 
 
-def _parity(artifacts, results, scorers, scores, inputs: _Inputs, reference: Path | None) -> None:
-    """Parity of each artifact against fp32 torch on the bench images, else its stored reference scores."""
-    torch_refs: dict[str, np.ndarray] = {}
-    for i, scorer in scorers.items():
+def _parity(artifacts, results, facts, inputs: _Inputs, root: Path | None, reference: Path | None,
+            samples: list[str]) -> None:
+    """Parity against fp32 torch on the bench images when its checkpoint is at hand, else the stored scores."""
+    torch_scores: dict[str, np.ndarray] = {}
+    for i, info in facts.items():
         if artifacts[i].backend == "torch":
-            torch_refs.setdefault(sha256_file(artifacts[i].path), scores[i])
+            torch_scores.setdefault(sha256_file(artifacts[i].path), info["scores"])
+    wanted = {_source_sha(artifacts[i], info) for i, info in facts.items()} - set(torch_scores)
     if is_available("torch"):
-        for ckpt in [reference, DEFAULT_MODEL]:
-            if ckpt is not None and ckpt.is_file() and sha256_file(ckpt) not in torch_refs:
-                sha = sha256_file(ckpt)
-                if any(_source_sha(artifacts[i], s) == sha for i, s in scorers.items()):
-                    ref_scorer = QualityScorer.load(ckpt, "torch")
-                    torch_refs[sha] = _scores(ref_scorer, inputs.batch(ref_scorer.spec))
-    for i, scorer in scorers.items():
-        sha = _source_sha(artifacts[i], scorer)
-        if sha in torch_refs:
-            results[i].parity = {"reference": "torch fp32", **_parity_dict(torch_refs[sha], scores[i])}
-            continue
-        manifest = getattr(scorer.backend, "manifest", None)
-        stored = manifest.figures.get("reference_scores", {}).get("scores") if manifest else None
-        if stored:
-            names = [n for n in stored if (SAMPLES_DIR / n).is_file()]
-            got = scorer.score_batch([SAMPLES_DIR / n for n in names])
+        for ckpt in (reference, DEFAULT_MODEL):
+            if ckpt is not None and ckpt.is_file() and sha256_file(ckpt) in wanted:
+                worker = ArtifactWorker(ckpt, "torch", None, inputs.refs, root, [1])
+                try:
+                    torch_scores[sha256_file(ckpt)] = worker.ready()["scores"]
+                finally:
+                    worker.stop()
+    for i, info in facts.items():
+        sha = _source_sha(artifacts[i], info)
+        stored = (info["figures"].get("reference_scores") or {}).get("scores")
+        if sha in torch_scores:
+            results[i].parity = {"reference": "torch fp32", **_parity_dict(torch_scores[sha], info["scores"])}
+        elif stored and info["sample_scores"] is not None:
+            names = [n for n in samples if n in stored]
+            got = dict(zip(samples, info["sample_scores"]))
             results[i].parity = {"reference": "stored scores of the bundled sample faces",
-                                 **_parity_dict(np.array([stored[n] for n in names]), got)}
+                                 **_parity_dict(np.array([stored[n] for n in names]), np.array([got[n] for n in names]))}
 
 
 def _parity_dict(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]:
@@ -324,7 +276,7 @@ def _parity_dict(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]
 
 
 def _accuracy(results: list[BenchResult], scores: dict[int, np.ndarray], labels: np.ndarray) -> None:
-    """Quality metrics against the labels, and the change from the fp32 row of the same target family."""
+    """Quality metrics against the labels, and the change from the fp32 torch row (else the backend's fp32)."""
     for i, s in scores.items():
         results[i].accuracy = quality_metrics(s, labels).to_dict()
     fp32 = next((results[i].accuracy for i in scores if results[i].backend == "torch"), None)

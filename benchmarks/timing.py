@@ -1,11 +1,11 @@
 """Latency measurement that compares artifacts fairly on a shared, noisy machine.
 
-Each artifact is warmed up, then timed in rounds that interleave the
-artifacts (round r times artifact 1, 2, ... then round r + 1 in rotated
-order), so a slow spell of the machine lands on every artifact alike rather
-than on whichever ran last. Each turn starts with one untimed call, so the
-caches and thread pools another runtime just used are warm again before the
-clock runs. Statistics are over every timed call.
+Each artifact runs in its own process (so no other runtime's thread pool
+lives beside it) and the processes take turns: round r times artifact 1, 2, ...
+then round r + 1 in rotated order, so a slow spell of the machine lands on
+every artifact alike. A turn starts after a pause (the previous runtime's
+threads stop spinning) with one untimed call (caches warm again). Statistics
+are over every timed call.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Latency", "interleaved_latency"]
+__all__ = ["Latency", "NOISE_BOUND", "interleaved_latency", "time_calls"]
 
 #: p90 / p50 above this marks a run as too noisy to trust.
 NOISE_BOUND = 1.5
@@ -48,26 +48,34 @@ class Latency:
         return asdict(self)
 
 
-def interleaved_latency(
-    calls: Sequence[Callable[[], object]], *, warmup: int = 5, rounds: int = 10, per_round: int = 5
-) -> list[Latency]:
-    """Latency of each callable, timed in interleaved rounds (see the module doc).
+def time_calls(call: Callable[[], object], n: int) -> list[float]:
+    """One untimed call, then the wall time of ``n`` calls, seconds each."""
+    call()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - t0)
+    return times
 
-    Every callable is called ``warmup`` times first, then ``per_round`` timed
-    times in each of ``rounds`` rounds.
+
+def interleaved_latency(
+    turns: Sequence[Callable[[int], list[float]]], *, warmup: int = 5, rounds: int = 10, per_round: int = 5,
+    pause: float = 0.1,
+) -> list[Latency]:
+    """Latency of each artifact; ``turns[i](n)`` times ``n`` calls of artifact i (see :func:`time_calls`).
+
+    Each artifact first runs ``warmup`` untimed calls, then ``per_round`` timed
+    calls in each of ``rounds`` interleaved rounds, ``pause`` seconds after the
+    previous turn.
     """
-    for call in calls:
-        for _ in range(warmup):
-            call()
-    samples: list[list[float]] = [[] for _ in calls]
-    n = len(calls)
+    for turn in turns:
+        turn(warmup)
+    samples: list[list[float]] = [[] for _ in turns]
+    n = len(turns)
     for r in range(rounds):
         for k in range(n):
             i = (r + k) % n
-            call = calls[i]
-            call()  # re-warm after the other artifacts' turns
-            for _ in range(per_round):
-                t0 = time.perf_counter()
-                call()
-                samples[i].append(time.perf_counter() - t0)
+            time.sleep(pause)
+            samples[i].extend(turns[i](per_round))
     return [Latency.of(s) for s in samples]

@@ -1,9 +1,10 @@
-"""A device install: `pip install 'fiqa-edge[onnxruntime]'` in a clean venv brings no torch and scores."""
+"""A device install: `pip install 'fiqa-edge[onnxruntime]'` in a clean venv brings no torch, scores and benches."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -51,3 +52,23 @@ def test_onnxruntime_install_scores_without_torch(tmp_path, faces):
 
     reference = TorchBackend(model, loaded.spec, loaded.arch).predict(np.stack([preprocess(load_image(p), loaded.spec) for p in faces]))
     assert np.abs(np.array([float(r["score"]) for r in rows]) - reference).max() <= 1e-4
+
+    # no --model: the bundled default (its ONNX bundle) scores as the bundled checkpoint does with torch
+    default = subprocess.run([str(venv / "bin" / "fiqa-edge"), "score", str(faces[0]), str(faces[5]), "-q"],
+                             capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert default.returncode == 0, default.stderr[-2000:]
+    from fiqa_edge.assets import DEFAULT_MODEL
+    from fiqa_edge.scorer import QualityScorer
+
+    expected = QualityScorer.load(DEFAULT_MODEL, "torch").score_batch([faces[0], faces[5]])
+    got = [float(r["score"]) for r in csv.DictReader(io.StringIO(default.stdout))]
+    assert np.abs(np.array(got) - expected).max() <= 1e-4
+
+    # bench on the device: no torch rows, parity from the reference scores stored in the bundle
+    bench = subprocess.run([str(venv / "bin" / "fiqa-edge"), "bench", "--rounds", "1", "--per-round", "1", "--warmup", "0",
+                            "--limit", "8", "--json", "-"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    report = json.loads(bench.stdout)
+    (row,) = report["results"]
+    assert (row["backend"], row["status"], row["params"]) == ("onnxruntime", "ok", 1_179_641)
+    assert row["parity"]["reference"].startswith("stored scores") and row["parity"]["max_abs"] <= 1e-4

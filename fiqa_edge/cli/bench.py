@@ -66,9 +66,11 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
 @click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Torch checkpoint for parity (needs torch). Default: a checkpoint among TARGETS or the bundled "
                    "model, when it is the bundles' source; otherwise the reference scores stored in each bundle.")
-@click.option("--rounds", type=click.IntRange(min=1), default=10, show_default=True, help="Interleaved timing rounds.")
+@click.option("--rounds", type=click.IntRange(min=1), default=20, show_default=True, help="Interleaved timing rounds.")
 @click.option("--per-round", type=click.IntRange(min=1), default=5, show_default=True, help="Timed calls per artifact per round.")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed calls first.")
+@click.option("--pause", type=click.FloatRange(min=0), default=0.1, show_default=True,
+              help="Seconds between turns, so the previous runtime's threads stop spinning.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report ('-': stdout).")
 @click.option("--markdown", "md_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a Markdown table.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: latency vs parity/accuracy.")
@@ -77,12 +79,12 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
                    "'latency.p50_ms<=10', 'throughput_ips.8>=100'. Repeatable.")
 def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | None, root: Path | None, limit: int | None,
               batch_sizes: str, threads: int | None, workers: int, reference: Path | None, rounds: int, per_round: int,
-              warmup: int, json_out: Path | None, md_out: Path | None, plot_out: Path | None, gates: tuple[str, ...]) -> None:
+              warmup: int, pause: float, json_out: Path | None, md_out: Path | None, plot_out: Path | None, gates: tuple[str, ...]) -> None:
     """Cost, latency, throughput, parity and accuracy of TARGETS, side by side.
 
-    Every artifact is loaded here and timed in interleaved rounds (model only,
-    preprocessed input); end-to-end images/s adds decoding and preprocessing
-    with --workers threads. Backends that cannot run on this device are listed
+    Every artifact runs in its own process and is timed in interleaved turns
+    (model only, preprocessed input); end-to-end images/s adds decoding and
+    preprocessing with --workers threads. Peak RSS is that process's. Backends that cannot run on this device are listed
     as skipped with the reason. Exit status 1 when a gate fails.
     """
     import sys
@@ -104,8 +106,8 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
         targets = ((DEFAULT_MODEL,) if is_available("torch") else ()) + (DEFAULT_BUNDLE,)
     items, root = _read_images(images, labels, root, limit)
     report = run_bench(targets, items, root=root, batch_sizes=sizes, threads=threads, workers=workers,
-                       reference=reference, warmup=warmup, rounds=rounds, per_round=per_round)
-    click.echo(table(report), nl=False)
+                       reference=reference, warmup=warmup, rounds=rounds, per_round=per_round, pause=pause)
+    click.echo(table(report), nl=False, err=str(json_out) == "-")  # stdout carries the JSON then
     if json_out:
         text = json.dumps(report.to_dict(), indent=2) + "\n"
         click.echo(text, nl=False) if str(json_out) == "-" else atomic_write_text(json_out, text)
