@@ -59,7 +59,7 @@ def table(report: BenchReport) -> str:
 
 def markdown(report: BenchReport) -> str:
     """The table as GitHub Markdown, notes as a list."""
-    lines = ["| " + " | ".join(_COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
+    lines = ["| " + " | ".join(c.replace("|", "\\|") for c in _COLUMNS) + " |", "|" + "---|" * len(_COLUMNS)]
     lines += ["| " + " | ".join(_row(r)) + " |" for r in report.results]
     return "\n".join(lines + [""] + [f"- {n}" for n in _notes(report)]) + "\n"
 

@@ -177,8 +177,8 @@ def run_bench(
     workers: int = 2,
     reference: Path | None = None,
     warmup: int = 5,
-    rounds: int = 20,
-    per_round: int = 5,
+    rounds: int = 50,
+    per_round: int = 2,
     pause: float = 0.1,
 ) -> BenchReport:
     """Measure every artifact of ``targets`` on ``items`` (accuracy too when every item has a label)."""

@@ -60,7 +60,7 @@ def time_calls(call: Callable[[], object], n: int) -> list[float]:
 
 
 def interleaved_latency(
-    turns: Sequence[Callable[[int], list[float]]], *, warmup: int = 5, rounds: int = 10, per_round: int = 5,
+    turns: Sequence[Callable[[int], list[float]]], *, warmup: int = 5, rounds: int = 50, per_round: int = 2,
     pause: float = 0.1,
 ) -> list[Latency]:
     """Latency of each artifact; ``turns[i](n)`` times ``n`` calls of artifact i (see :func:`time_calls`).

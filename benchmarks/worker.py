@@ -18,9 +18,6 @@ import numpy as np
 
 __all__ = ["ArtifactWorker"]
 
-_CHUNK = 32
-
-
 def _peak_rss_mb() -> float | None:
     """High-water resident memory of this process, MB (Linux VmHWM; ru_maxrss elsewhere)."""
     try:
@@ -59,8 +56,9 @@ def _serve(conn, path: str, backend: str, threads: int | None, refs: list[str], 
     try:
         scorer = QualityScorer.load(path, backend, threads=threads)
         scores, kept = [], []
-        for i in range(0, len(refs), _CHUNK):
-            x = np.stack([preprocess(open_image_ref(r, root), scorer.spec) for r in refs[i : i + _CHUNK]])
+        chunk = max(batch_sizes)  # the largest batch asked for, so the peak memory is that batch's
+        for i in range(0, len(refs), chunk):
+            x = np.stack([preprocess(open_image_ref(r, root), scorer.spec) for r in refs[i : i + chunk]])
             scores.append(scorer.backend.predict(x))
             kept.extend(x[: max(batch_sizes) - len(kept)])
         base = np.stack(kept)

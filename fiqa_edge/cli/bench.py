@@ -66,8 +66,8 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
 @click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Torch checkpoint for parity (needs torch). Default: a checkpoint among TARGETS or the bundled "
                    "model, when it is the bundles' source; otherwise the reference scores stored in each bundle.")
-@click.option("--rounds", type=click.IntRange(min=1), default=20, show_default=True, help="Interleaved timing rounds.")
-@click.option("--per-round", type=click.IntRange(min=1), default=5, show_default=True, help="Timed calls per artifact per round.")
+@click.option("--rounds", type=click.IntRange(min=1), default=50, show_default=True, help="Interleaved timing rounds.")
+@click.option("--per-round", type=click.IntRange(min=1), default=2, show_default=True, help="Timed calls per artifact per round.")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed calls first.")
 @click.option("--pause", type=click.FloatRange(min=0), default=0.1, show_default=True,
               help="Seconds between turns, so the previous runtime's threads stop spinning.")
