@@ -1,7 +1,8 @@
 """fiqa-edge: face image quality assessment from training to edge devices.
 
 Importing this package loads numpy and Pillow only; torch and the inference
-backends are imported where they are used.
+backends are imported where they are used. ``fiqa_edge.QualityScorer`` (the
+scorer apps embed, :mod:`fiqa_edge.scorer`) is imported on first use.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .preprocess import PreprocessSpec  # noqa: E402
 
 __all__ = [
     "__version__",
+    "QualityScorer",
     "CheckpointError",
     "FiqaError",
     "ImageError",
@@ -28,3 +30,11 @@ __all__ = [
     "PreprocessSpec",
     "UnknownModelError",
 ]
+
+
+def __getattr__(name: str) -> object:
+    if name == "QualityScorer":
+        from .scorer import QualityScorer
+
+        return QualityScorer
+    raise AttributeError(f"module 'fiqa_edge' has no attribute {name!r}")

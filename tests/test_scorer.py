@@ -214,3 +214,9 @@ def test_fuzzed_bytes_score_or_raise_the_documented_error(onnx_scorer, data):
         assert str(exc).startswith("<bytes>: ") and "\n" not in str(exc)
     else:
         assert np.isfinite(value)
+
+
+def test_the_scorer_is_exported_from_the_package():
+    import fiqa_edge
+
+    assert fiqa_edge.QualityScorer is QualityScorer
