@@ -22,9 +22,9 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from fiqa_edge._deps import EXTRA_FOR, is_available
+from fiqa_edge._deps import EXTRA_FOR, has_nvidia_gpu, is_available
 from fiqa_edge.assets import DEFAULT_MODEL, SAMPLES_DIR
-from fiqa_edge.backends import BACKENDS
+from fiqa_edge.backends import BACKENDS, backend_for
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.manifest import MANIFEST_NAME, Manifest, sha256_file
 from fiqa_edge.metrics import parity, quality_metrics
@@ -37,11 +37,6 @@ from .worker import ArtifactWorker
 __all__ = ["Artifact", "BenchReport", "BenchResult", "find_artifacts", "run_bench"]
 
 log = logging.getLogger(__name__)
-
-_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors")
-_FILE_BACKEND = {".onnx": "onnxruntime", ".xml": "openvino", ".engine": "tensorrt", ".plan": "tensorrt",
-                 ".mlpackage": "coreml"}
-
 
 @dataclass
 class Artifact:
@@ -57,7 +52,7 @@ def find_artifacts(targets: Sequence[str | os.PathLike[str]]) -> list[Artifact]:
     """Expand targets into artifacts (a folder of bundles gives each bundle, sorted).
 
     Raises:
-        FiqaError: a target does not exist or is of no known kind.
+        FiqaError: a target does not exist or is of no known kind (as ``score`` knows them).
     """
     found: list[Artifact] = []
     for target in map(Path, targets):
@@ -71,12 +66,10 @@ def find_artifacts(targets: Sequence[str | os.PathLike[str]]) -> list[Artifact]:
             for b in bundles:
                 m = Manifest.load(b)
                 found.append(Artifact(str(b), b, m.backend, m.precision))
-        elif target.suffix in _CHECKPOINT_SUFFIXES:
+        elif backend_for(target) == "torch":  # a checkpoint: eager and compiled
             found += [Artifact(str(target), target, "torch"), Artifact(str(target), target, "torch-compile")]
-        elif target.suffix in _FILE_BACKEND:
-            found.append(Artifact(str(target), target, _FILE_BACKEND[target.suffix]))
         else:
-            raise FiqaError(f"{target}: not a bundle, model file ({', '.join(_FILE_BACKEND)}) or checkpoint")
+            found.append(Artifact(str(target), target, backend_for(target)))
     return found
 
 
@@ -129,13 +122,9 @@ def _skip_reason(artifact: Artifact) -> str | None:
         return f"{package} is not installed (pip install 'fiqa-edge[{EXTRA_FOR.get(package, 'all')}]')"
     if artifact.backend == "coreml" and sys.platform != "darwin":
         return "CoreML models run only on macOS"
-    if artifact.backend == "tensorrt" and not _has_nvidia_gpu():
+    if artifact.backend == "tensorrt" and not has_nvidia_gpu():
         return "TensorRT needs an NVIDIA GPU"
     return None
-
-
-def _has_nvidia_gpu() -> bool:
-    return Path("/proc/driver/nvidia/gpus").is_dir() and any(Path("/proc/driver/nvidia/gpus").iterdir())
 
 
 def _model_size_mb(artifact: Artifact) -> float:

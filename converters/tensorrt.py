@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from fiqa_edge._deps import is_available, require
+from fiqa_edge._deps import has_nvidia_gpu, is_available, require
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.manifest import Manifest
 
@@ -36,7 +36,7 @@ def unavailable() -> str | None:
     """Why no engine can be built here, or None."""
     if not is_available("tensorrt"):
         return "the tensorrt package is not installed (pip install 'fiqa-edge[tensorrt]' on an NVIDIA GPU machine)"
-    if not (Path("/proc/driver/nvidia/gpus").is_dir() and any(Path("/proc/driver/nvidia/gpus").iterdir())):
+    if not has_nvidia_gpu():
         return "TensorRT needs an NVIDIA GPU and this machine has none"
     return None
 

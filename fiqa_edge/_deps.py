@@ -38,6 +38,14 @@ def is_available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+def has_nvidia_gpu() -> bool:
+    """True when the NVIDIA driver lists a GPU (Linux), without loading CUDA."""
+    from pathlib import Path
+
+    gpus = Path("/proc/driver/nvidia/gpus")
+    return gpus.is_dir() and any(gpus.iterdir())
+
+
 def require(module: str, purpose: str = "") -> ModuleType:
     """Import ``module`` or raise :class:`MissingDependencyError` naming the extra."""
     try:

@@ -155,7 +155,7 @@ class QualityScorer:
         """Score files, yielding one :class:`ScoreResult` per path, in order.
 
         Decoding and preprocessing run in ``workers`` threads while the model
-        scores the previous batch; at most ``2 * batch_size + workers`` images
+        scores the previous batch; at most ``3 * batch_size + workers`` images
         are held in memory, so ``paths`` may be a generator of any length. A
         file that fails gives a result with ``error`` set and never stops the
         others. ``workers=0`` decodes in the calling thread.

@@ -68,7 +68,7 @@ def backend_for(model: str | os.PathLike[str]) -> str:
         FiqaError: the suffix is not one any backend reads.
     """
     path = Path(model)
-    if path.is_dir():
+    if path.is_dir() and path.suffix.lower() not in _BY_SUFFIX:  # a bundle (an .mlpackage is a folder too)
         return Manifest.load(path).backend
     readers = _BY_SUFFIX.get(path.suffix.lower())
     if readers is None:
