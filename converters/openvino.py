@@ -55,9 +55,12 @@ def ignored_scope(hub: Path):
 def quantize_int8(model, hub: Path, calibration: CalibrationFaces, validation: CalibrationFaces | None = None,
                   max_drop: float | None = None):
     """``nncf.quantize`` with the ignored scope, or with accuracy control when ``max_drop`` is given."""
+    import logging
+
     import nncf
     from scipy import stats
 
+    nncf.set_log_level(logging.ERROR)  # its per-node reports would bury the conversion table
     data = nncf.Dataset(list(calibration))
     if max_drop is None:
         return nncf.quantize(model, data, subset_size=len(calibration), ignored_scope=ignored_scope(hub))
