@@ -92,13 +92,13 @@ def convert(
     with tempfile.TemporaryDirectory(prefix="fiqa-convert-") as work:
         for target, precision in tqdm(jobs, desc="converting", unit="artifact", disable=not progress):
             key = target.key
+            converter = target.load()
             require(target.package, f"--to {key}")
             t0 = time.perf_counter()
             final = out / f"{key}-{precision}"
             try:
                 with atomic_path(final, directory=True) as tmp:
                     model_file = tmp / target.model_file
-                    converter = target.load()
                     kwargs = dict((options or {}).get(key, {}))
                     if kwargs.get("max_drop") is not None:  # accuracy-controlled quantization scores the validation faces
                         kwargs["validation"] = validation

@@ -34,10 +34,11 @@ __all__ = ["build", "embed_manifest", "inspect", "runs_here", "unavailable"]
 INT8_MODE = "linear"
 
 
+if sys.platform != "darwin":  # quiet coremltools' warnings, on import, that its macOS-only runtime is missing
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+
+
 def _coremltools():
-    """Import coremltools; off macOS, quiet its warnings that the (macOS-only) runtime is missing."""
-    if sys.platform != "darwin":
-        logging.getLogger("coremltools").setLevel(logging.ERROR)
     return require("coremltools", "--to coreml")
 
 

@@ -166,6 +166,9 @@ def test_coreml_packages_pass_their_spec_checks(student, faces, tmp_path):
         if sys.platform != "darwin":
             assert r.parity == {} and "parity not measured" in r.note
     assert results["int8"].size_mb < 0.6 * results["fp16"].size_mb < 0.6 * results["fp32"].size_mb
+    (palettized,) = convert(student, ["coreml"], ["int8"], faces[:4], faces[:8], tmp_path / "pal",
+                            options={"coreml": {"mode": "palettize"}})
+    assert inspect(palettized.bundle / "model.mlpackage", Manifest.load(palettized.bundle))["ops"]["constexpr_lut_to_dense"] > 20
     wrong = Manifest.load(results["fp32"].bundle)
     wrong.preprocessing = PreprocessSpec(input_size=96)
     with pytest.raises(FiqaError, match="input is 64×64, expected 96×96"):
