@@ -84,8 +84,9 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
 
     Every artifact runs in its own process and is timed in interleaved turns
     (model only, preprocessed input); end-to-end images/s adds decoding and
-    preprocessing with --workers threads. Peak RSS is that process's. Backends that cannot run on this device are listed
-    as skipped with the reason. Exit status 1 when a gate fails.
+    preprocessing with --workers threads; peak RSS is that process's.
+    Backends that cannot run on this device are listed as skipped with the
+    reason. Exit status 1 when a gate fails.
     """
     import sys
 
@@ -110,7 +111,10 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
     click.echo(table(report), nl=False, err=str(json_out) == "-")  # stdout carries the JSON then
     if json_out:
         text = json.dumps(report.to_dict(), indent=2) + "\n"
-        click.echo(text, nl=False) if str(json_out) == "-" else atomic_write_text(json_out, text)
+        if str(json_out) == "-":
+            click.echo(text, nl=False)
+        else:
+            atomic_write_text(json_out, text)
     if md_out:
         atomic_write_text(md_out, markdown(report))
     if plot_out:
