@@ -220,3 +220,12 @@ def test_the_scorer_is_exported_from_the_package():
     import fiqa_edge
 
     assert fiqa_edge.QualityScorer is QualityScorer
+
+
+def test_a_lone_onnx_file_scores_on_openvino_from_its_embedded_manifest(tmp_path, faces):
+    lone = tmp_path / "model.onnx"
+    lone.write_bytes((DEFAULT_BUNDLE / "model.onnx").read_bytes())  # no fiqa.json beside it
+    on_openvino = QualityScorer.load(lone, "openvino")
+    reference = QualityScorer.load(DEFAULT_BUNDLE, "onnxruntime")
+    assert on_openvino.spec == reference.spec
+    assert np.abs(on_openvino.score_batch(faces[:6]) - reference.score_batch(faces[:6])).max() <= 1e-4

@@ -1,4 +1,4 @@
-"""The OpenVINO backend: an IR (``model.xml`` + ``.bin``) or its bundle folder."""
+"""The OpenVINO backend: an IR (``model.xml`` + ``.bin``), an ``.onnx`` file, or their bundle folder."""
 
 from __future__ import annotations
 
@@ -42,13 +42,14 @@ class OpenVinoBackend:
             model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses for bad files
             raise CheckpointError(f"{path}: not an OpenVINO IR ({str(exc).splitlines()[0][:200]})") from exc
-        if model.has_rt_info([EMBEDDED_KEY, "manifest"]):
-            text = model.get_rt_info([EMBEDDED_KEY, "manifest"]).astype(str)
-            manifest = Manifest.from_json(text, origin=f"{path} rt_info")
+        # an IR keeps the manifest in its rt_info; an ONNX file's metadata_props arrive under "framework"
+        embedded = next((key for key in ([EMBEDDED_KEY, "manifest"], ["framework", EMBEDDED_KEY]) if model.has_rt_info(key)), None)
+        if embedded is not None:
+            manifest = Manifest.from_json(model.get_rt_info(embedded).astype(str), origin=f"{path} rt_info")
         elif (folder / MANIFEST_NAME).is_file():
             manifest = Manifest.load(folder)
         else:
-            raise CheckpointError(f"{path}: no fiqa manifest in its rt_info nor {MANIFEST_NAME} beside it")
+            raise CheckpointError(f"{path}: no fiqa manifest in the model's metadata nor {MANIFEST_NAME} beside it")
         config = {"INFERENCE_PRECISION_HINT": precision_hint}
         if threads:
             config["INFERENCE_NUM_THREADS"] = str(threads)
