@@ -229,3 +229,13 @@ def test_a_lone_onnx_file_scores_on_openvino_from_its_embedded_manifest(tmp_path
     reference = QualityScorer.load(DEFAULT_BUNDLE, "onnxruntime")
     assert on_openvino.spec == reference.spec
     assert np.abs(on_openvino.score_batch(faces[:6]) - reference.score_batch(faces[:6])).max() <= 1e-4
+
+
+def test_openvino_static_shapes_score_as_the_dynamic_model(faces):
+    scorer = QualityScorer.load(DEFAULT_BUNDLE, "openvino")
+    backend = scorer.backend
+    x = np.stack([scorer.prepare(p) for p in faces[:8]])
+    dynamic = np.asarray(backend.compiled(x)[0]).reshape(-1)
+    for size in (8, 1, 3, 2, 5, 7):  # the last two go past STATIC_SHAPES to the dynamic model
+        assert np.abs(backend.predict(x[:size]) - dynamic[:size]).max() <= 1e-5
+    assert sorted(backend.by_batch) == [1, 2, 3, 8] and backend.STATIC_SHAPES == 4
