@@ -11,6 +11,7 @@ N×N, scale to [0, 1], normalise with the ImageNet mean/std, NCHW float32.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any, Sequence
 
 import numpy as np
@@ -103,14 +104,23 @@ def _resize_and_crop(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     return pixels[top : top + n, left : left + n]
 
 
+@lru_cache(maxsize=8)
+def _normalisation_table(mean: tuple[float, float, float], std: tuple[float, float, float]) -> np.ndarray:
+    """(3, 256) float32: ``(v / 255 - mean[c]) / std[c]`` for every 8-bit value, in float32 arithmetic.
+
+    Looking pixels up in it gives bit for bit what the arithmetic gives, in about half the time.
+    """
+    values = np.arange(256, dtype=np.float32)[:, None] / np.float32(255.0)
+    return np.ascontiguousarray(((values - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)).T)
+
+
 def preprocess(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     """Turn one RGB PIL image into a (3, N, N) float32 array as ``spec`` says."""
     if image.mode != "RGB":
         raise ValueError(f"expected an RGB image, got mode {image.mode}: decode with fiqa_edge.imaging.load_image")
-    pixels = _resize_and_crop(image, spec).astype(np.float32) / np.float32(255.0)
-    mean = np.asarray(spec.mean, dtype=np.float32)
-    std = np.asarray(spec.std, dtype=np.float32)
-    return np.ascontiguousarray(((pixels - mean) / std).transpose(2, 0, 1))
+    pixels = _resize_and_crop(image, spec)
+    table = _normalisation_table(spec.mean, spec.std)
+    return np.stack([table[c][pixels[..., c]] for c in range(3)])
 
 
 def preprocess_batch(images: Sequence[Image.Image], spec: PreprocessSpec) -> np.ndarray:

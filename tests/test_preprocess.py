@@ -91,3 +91,13 @@ def test_spec_round_trip_and_validation():
 def test_rejects_non_rgb_image():
     with pytest.raises(ValueError, match="expected an RGB image"):
         preprocess(Image.new("L", (8, 8)), PreprocessSpec(input_size=8))
+
+
+def test_normalisation_table_equals_the_arithmetic_bit_for_bit():
+    from fiqa_edge.preprocess import _normalisation_table
+
+    spec = PreprocessSpec(input_size=8)
+    pixels = np.arange(256, dtype=np.uint8)
+    mean, std = np.asarray(spec.mean, np.float32), np.asarray(spec.std, np.float32)
+    expected = (pixels.astype(np.float32)[:, None] / np.float32(255.0) - mean) / std
+    assert np.array_equal(_normalisation_table(spec.mean, spec.std).T, expected)
