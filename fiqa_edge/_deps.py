@@ -28,7 +28,7 @@ EXTRA_FOR = {
     "tensorrt": "tensorrt",
     "cuda": "tensorrt",
     "sklearn": "coreml",
-    "matplotlib": "train",
+    "matplotlib": "plot",
 }
 
 
