@@ -16,6 +16,7 @@ import platform
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -227,8 +228,19 @@ def run_bench(
     return BenchReport(images=len(inputs.refs), results=results, settings=settings)
 
 
+def _sha(path: Path) -> str:
+    """SHA-256 of a checkpoint, hashed once however many rows share it (until the file changes)."""
+    stat = path.stat()
+    return _sha_of(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=32)
+def _sha_of(path: Path, mtime_ns: int, size: int) -> str:
+    return sha256_file(path)
+
+
 def _source_sha(artifact: Artifact, info: dict[str, Any]) -> str | None:
-    return sha256_file(artifact.path) if artifact.backend in ("torch", "torch-compile") else info["source_sha256"]
+    return _sha(artifact.path) if artifact.backend in ("torch", "torch-compile") else info["source_sha256"]
 
 
 def _parity(artifacts, results, facts, inputs: _Inputs, root: Path | None, reference: Path | None,
@@ -237,14 +249,14 @@ def _parity(artifacts, results, facts, inputs: _Inputs, root: Path | None, refer
     torch_scores: dict[str, np.ndarray] = {}
     for i, info in facts.items():
         if artifacts[i].backend == "torch":
-            torch_scores.setdefault(sha256_file(artifacts[i].path), info["scores"])
+            torch_scores.setdefault(_sha(artifacts[i].path), info["scores"])
     wanted = {_source_sha(artifacts[i], info) for i, info in facts.items()} - set(torch_scores)
     if is_available("torch"):
         for ckpt in (reference, DEFAULT_MODEL):
-            if ckpt is not None and ckpt.is_file() and sha256_file(ckpt) in wanted:
+            if ckpt is not None and ckpt.is_file() and _sha(ckpt) in wanted:
                 worker = ArtifactWorker(ckpt, "torch", None, inputs.refs, root, [1])
                 try:
-                    torch_scores[sha256_file(ckpt)] = worker.ready()["scores"]
+                    torch_scores[_sha(ckpt)] = worker.ready()["scores"]
                 finally:
                     worker.stop()
     for i, info in facts.items():
