@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import platform
-import sys
 import time
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -23,14 +22,14 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from fiqa_edge._deps import EXTRA_FOR, has_nvidia_gpu, is_available
+from fiqa_edge._deps import is_available
 from fiqa_edge.assets import DEFAULT_MODEL, SAMPLES_DIR
-from fiqa_edge.backends import BACKENDS, backend_for
+from fiqa_edge.backends import backend_for, cannot_run
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.manifest import MANIFEST_NAME, Manifest, sha256_file
 from fiqa_edge.metrics import parity, quality_metrics
-from fiqa_edge.train.degrade import open_image_ref, parse_ref
-from fiqa_edge.train.labels import Item
+from fiqa_edge.degrade import open_image_ref, parse_ref
+from fiqa_edge.image_lists import Item
 
 from .timing import Latency, interleaved_latency
 from .worker import ArtifactWorker
@@ -117,17 +116,6 @@ class BenchReport:
         return {"images": self.images, "settings": self.settings, "results": [r.to_dict() for r in self.results]}
 
 
-def _skip_reason(artifact: Artifact) -> str | None:
-    package = BACKENDS[artifact.backend][0] if artifact.backend in BACKENDS else artifact.backend
-    if not is_available(package):
-        return f"{package} is not installed (pip install 'fiqa-edge[{EXTRA_FOR.get(package, 'all')}]')"
-    if artifact.backend == "coreml" and sys.platform != "darwin":
-        return "CoreML models run only on macOS"
-    if artifact.backend == "tensorrt" and not has_nvidia_gpu():
-        return "TensorRT needs an NVIDIA GPU"
-    return None
-
-
 def _model_size_mb(artifact: Artifact) -> float:
     path = artifact.path
     if path.is_dir():
@@ -179,7 +167,7 @@ def run_bench(
     samples = sorted(p.relative_to(SAMPLES_DIR).as_posix() for p in SAMPLES_DIR.glob("*/*.jpg"))
     running: dict[int, ArtifactWorker] = {}
     for i, artifact in enumerate(artifacts):
-        reason = _skip_reason(artifact)
+        reason = cannot_run(artifact.backend)
         if reason:
             results[i].status, results[i].reason = "skipped", reason
         else:

@@ -49,7 +49,7 @@ def _serve(conn, path: str, backend: str, threads: int | None, refs: list[str], 
     from fiqa_edge.assets import SAMPLES_DIR
     from fiqa_edge.preprocess import preprocess
     from fiqa_edge.scorer import QualityScorer
-    from fiqa_edge.train.degrade import open_image_ref
+    from fiqa_edge.degrade import open_image_ref
 
     from .timing import time_calls
 
@@ -99,7 +99,7 @@ def _cost(scorer, manifest) -> dict[str, Any] | None:
         return None
     from fiqa_edge.zoo import create_model
 
-    from .cost import model_cost
+    from fiqa_edge.zoo.cost import model_cost
 
     model = getattr(scorer.backend, "model", None)
     model = getattr(model, "_orig_mod", model) or create_model(scorer.backend.arch)

@@ -16,22 +16,30 @@ and shapes, the weight precision and the op list.
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fiqa_edge._deps import is_available, require
+from fiqa_edge._deps import require
 from fiqa_edge.backends.coreml_backend import INPUT, OUTPUT
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.manifest import EMBEDDED_KEY, Manifest
 
-from .calibration import CalibrationFaces
+from .base import BuildContext, Converter, cli_option
 
-__all__ = ["build", "embed_manifest", "inspect", "runs_here", "unavailable"]
+__all__ = ["CoreMlConverter", "CoreMlOptions", "inspect"]
 
-#: weight compression for int8: "linear" (int8 weights, per-channel scales) or "palettize" (8-bit k-means LUT)
-INT8_MODE = "linear"
+
+@dataclass(frozen=True)
+class CoreMlOptions:
+    """CoreML int8 weight compression."""
+
+    int8_mode: str = cli_option("linear", "--coreml-int8",
+                                "CoreML int8 weights: linear symmetric quantization or 8-bit k-means palettization.",
+                                choices=("linear", "palettize"))
 
 
 if sys.platform != "darwin":  # quiet coremltools' warnings, on import, that its macOS-only runtime is missing
@@ -40,18 +48,6 @@ if sys.platform != "darwin":  # quiet coremltools' warnings, on import, that its
 
 def _coremltools():
     return require("coremltools", "--to coreml")
-
-
-def unavailable() -> str | None:
-    """Why no CoreML model can be built here, or None."""
-    if not is_available("coremltools"):
-        return "coremltools is not installed (pip install 'fiqa-edge[coreml]')"
-    return None
-
-
-def runs_here() -> bool:
-    """CoreML runs models only on macOS."""
-    return sys.platform == "darwin"
 
 
 def _normalised(model, spec):
@@ -72,13 +68,11 @@ def _normalised(model, spec):
     return Normalised().eval()
 
 
-def build(loaded, precision: str, dst: Path, calibration: CalibrationFaces, workdir: Path, mode: str = INT8_MODE) -> None:
+def build(loaded, precision: str, dst: Path, mode: str = "linear") -> None:
     """Write the ``precision`` ML program of ``loaded`` to ``dst`` (an ``.mlpackage`` folder)."""
     ct = _coremltools()
     import torch
 
-    if precision not in ("fp32", "fp16", "int8"):
-        raise ValueError(f"CoreML builds fp32, fp16 and int8, not {precision!r}")
     n = loaded.spec.input_size
     exported = torch.export.export(_normalised(loaded.model, loaded.spec), (torch.zeros(1, 3, n, n),)).run_decompositions({})
     mlmodel = ct.convert(
@@ -106,8 +100,6 @@ def build(loaded, precision: str, dst: Path, calibration: CalibrationFaces, work
 
 def embed_manifest(model_file: Path, manifest: Manifest) -> None:
     """Store the manifest JSON in the model's user-defined metadata (rewrites the package)."""
-    import shutil
-
     ct = _coremltools()
     mlmodel = ct.models.MLModel(str(model_file), skip_model_load=True)
     mlmodel.user_defined_metadata[EMBEDDED_KEY] = manifest.to_json()
@@ -151,3 +143,20 @@ def inspect(model_file: Path, manifest: Manifest) -> dict[str, Any]:
         raise FiqaError(f"{model_file}: " + "; ".join(problems))
     return {"spec_version": spec.specificationVersion, "input": f"image {INPUT} RGB {n}x{n}", "output": OUTPUT,
             "quantized_weight_ops": quantized, "ops": dict(sorted(ops.items()))}
+
+
+class CoreMlConverter(Converter[CoreMlOptions]):
+    """``--to coreml``: an ML program for iOS and macOS (converts anywhere, runs on macOS)."""
+
+    key, model_file, backend, package = "coreml", "model.mlpackage", "coreml", "coremltools"
+    options_type = CoreMlOptions
+
+    def build(self, ctx: BuildContext, precision: str, dst: Path, options: CoreMlOptions) -> None:
+        """fp32 or fp16 compute; int8 weights compressed as ``options.int8_mode`` says."""
+        build(ctx.loaded, precision, dst, options.int8_mode)
+
+    def embed_manifest(self, model_file: Path, manifest: Manifest) -> None:
+        embed_manifest(model_file, manifest)
+
+    def inspect(self, model_file: Path, manifest: Manifest) -> dict[str, Any]:
+        return inspect(model_file, manifest)

@@ -4,7 +4,8 @@ fp32 comes from torch's TorchScript-based exporter at opset 17 with a dynamic
 batch (on this machine its graph ran 16.1 ms against 19.1 ms for the dynamo
 exporter's, see BACKENDS.md), simplified with onnxslim. fp16 converts that
 graph with onnxruntime's float16 tool (inputs and outputs stay float32).
-int8 is static QDQ through ``onnxruntime.quantization`` with calibration faces;
+int8 is static QDQ through ``onnxruntime.quantization`` with calibration faces
+(:class:`OnnxOptions` holds its settings);
 by default only Conv, MatMul and Gemm are quantized (per-channel weights,
 MinMax ranges), which measured both faster and closer to fp32 here than
 quantizing every op, and the first layer and the quality head stay in float:
@@ -15,42 +16,48 @@ against fp32 from 0.9961/0.9963 to 0.9972/0.9977 at the same latency. The manife
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fiqa_edge._atomic import atomic_path
 from fiqa_edge._deps import require
 from fiqa_edge.manifest import EMBEDDED_KEY, Manifest
 
+from .base import BuildContext, Converter, cli_option
 from .calibration import CalibrationFaces
 
-__all__ = ["HEAD_PREFIX", "INPUT", "OUTPUT", "OnnxOptions", "Int8Options", "end_nodes", "export_fp32", "to_fp16", "quantize_int8", "embed_manifest"]
+__all__ = ["HEAD_PREFIX", "INPUT", "OUTPUT", "OnnxConverter", "OnnxOptions", "embed_manifest", "end_nodes",
+           "export_fp32", "hub_fp32", "hub_int8", "quantize_int8", "to_fp16"]
 
 log = logging.getLogger(__name__)
 INPUT, OUTPUT = "image", "score"
+CALIBRATION_METHODS = ("MinMax", "Entropy", "Percentile", "Distribution")
 
 
 @dataclass(frozen=True)
 class OnnxOptions:
-    """Export settings."""
+    """Export and static QDQ int8 settings (``onnxruntime.quantization``)."""
 
     opset: int = 17
-    dynamic_hw: bool = False  # also let height and width vary (images of any resolution)
-    simplify: bool = True  # onnxslim, when it leaves outputs unchanged
-
-
-@dataclass(frozen=True)
-class Int8Options:
-    """Static QDQ quantization settings (onnxruntime.quantization)."""
-
-    op_types: tuple[str, ...] = ("Conv", "MatMul", "Gemm")
+    dynamic_hw: bool = cli_option(False, "--dynamic-hw",
+                                  "ONNX: the model also takes any height and width (the scorer still resizes and "
+                                  "crops as the manifest says).")
+    simplify: bool = True  # onnxslim
+    op_types: tuple[str, ...] = ("Conv", "MatMul", "Gemm")  # what int8 quantizes
     per_channel: bool = True
-    method: str = "MinMax"  # or Entropy, Percentile (CalibrationMethod names)
+    calibration_method: str = cli_option("MinMax", "--onnx-calibration", "ONNX int8 calibration method.",
+                                         choices=CALIBRATION_METHODS)
     keep_ends_float: bool = True  # leave the first quantizable layer and the quality head unquantized
-    exclude_nodes: tuple[str, ...] = field(default=())
+    exclude_nodes: tuple[str, ...] = ()
+
+    @property
+    def export_key(self) -> str:
+        """Names the fp32 export these settings give (settings that change the graph)."""
+        return f"opset{self.opset}{'-dynamic-hw' if self.dynamic_hw else ''}{'' if self.simplify else '-raw'}"
 
 
 #: name prefix of the quality head's nodes in exported graphs (the zoo's ``quality`` module)
@@ -92,15 +99,15 @@ def to_fp16(src: Path, dst: Path) -> None:
         onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(tmp))
 
 
-def quantize_int8(src: Path, dst: Path, calibration: CalibrationFaces, options: Int8Options = Int8Options()) -> None:
-    """Static QDQ int8 with ``calibration`` faces."""
+def quantize_int8(src: Path, dst: Path, calibration: CalibrationFaces, options: OnnxOptions = OnnxOptions()) -> None:
+    """Static QDQ int8 of the fp32 graph ``src`` with ``calibration`` faces."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quant_pre_process, quantize_static
 
     try:
-        method = CalibrationMethod[options.method]
+        method = CalibrationMethod[options.calibration_method]
     except KeyError:
         known = ", ".join(m.name for m in CalibrationMethod)
-        raise ValueError(f"unknown calibration method {options.method!r}; choose from {known}") from None
+        raise ValueError(f"unknown calibration method {options.calibration_method!r}; choose from {known}") from None
     with atomic_path(dst) as tmp, tempfile.TemporaryDirectory(dir=dst.parent) as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared))  # shape inference and graph optimisation, as onnxruntime advises
@@ -115,6 +122,19 @@ def quantize_int8(src: Path, dst: Path, calibration: CalibrationFaces, options: 
                         calibrate_method=method)
 
 
+def hub_fp32(ctx: BuildContext, options: OnnxOptions = OnnxOptions()) -> Path:
+    """The run's fp32 ONNX export for these settings (made once, shared by ONNX, OpenVINO and TensorRT)."""
+    return ctx.cached(f"fp32-{options.export_key}.onnx",
+                      lambda path: export_fp32(ctx.loaded.model, ctx.loaded.spec.input_size, path, options))
+
+
+def hub_int8(ctx: BuildContext, options: OnnxOptions = OnnxOptions()) -> Path:
+    """The run's int8 QDQ graph for these settings (made once, shared by ONNX and TensorRT)."""
+    settings = hashlib.sha256(repr(options).encode()).hexdigest()[:12]
+    return ctx.cached(f"int8-{settings}.onnx",
+                      lambda path: quantize_int8(hub_fp32(ctx, options), path, ctx.calibration, options))
+
+
 def embed_manifest(path: Path, manifest: Manifest) -> None:
     """Store the manifest JSON in the model's ``metadata_props`` (rewrites the file atomically)."""
     import onnx
@@ -126,19 +146,19 @@ def embed_manifest(path: Path, manifest: Manifest) -> None:
         onnx.save(graph, str(tmp))
 
 
-def build(loaded, precision: str, dst: Path, calibration: CalibrationFaces, workdir: Path, options: OnnxOptions = OnnxOptions()) -> None:
-    """Write the ``precision`` ONNX artifact of ``loaded`` (a zoo LoadedModel) to ``dst``.
+class OnnxConverter(Converter[OnnxOptions]):
+    """``--to onnx``: ``model.onnx`` for onnxruntime (and any ONNX runtime)."""
 
-    The fp32 export is made once per ``workdir`` and options, and reused for fp16 and int8.
-    """
-    hub = workdir / ("fp32-dynamic-hw.onnx" if options.dynamic_hw else "fp32.onnx")
-    if not hub.is_file():
-        export_fp32(loaded.model, loaded.spec.input_size, hub, options)
-    if precision == "fp32":
-        dst.write_bytes(hub.read_bytes())
-    elif precision == "fp16":
-        to_fp16(hub, dst)
-    elif precision == "int8":
-        quantize_int8(hub, dst, calibration)
-    else:
-        raise ValueError(f"ONNX builds fp32, fp16 and int8, not {precision!r}")
+    key, model_file, backend, package = "onnx", "model.onnx", "onnxruntime", "onnx"
+    options_type = OnnxOptions
+
+    def build(self, ctx: BuildContext, precision: str, dst: Path, options: OnnxOptions) -> None:
+        """The run's fp32 export, its float16 conversion, or its int8 QDQ graph."""
+        source = hub_int8(ctx, options) if precision == "int8" else hub_fp32(ctx, options)
+        if precision == "fp16":
+            to_fp16(source, dst)
+        else:
+            dst.write_bytes(source.read_bytes())
+
+    def embed_manifest(self, model_file: Path, manifest: Manifest) -> None:
+        embed_manifest(model_file, manifest)

@@ -16,8 +16,10 @@ not exact, see BACKENDS.md). The manifest is stored in the model's rt_info.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,17 +27,21 @@ import numpy as np
 from fiqa_edge._deps import require
 from fiqa_edge.manifest import EMBEDDED_KEY, Manifest
 
+from .base import BuildContext, Converter, cli_option
 from .calibration import CalibrationFaces
-from .onnx import HEAD_PREFIX, OnnxOptions, end_nodes, export_fp32
+from .onnx import HEAD_PREFIX, end_nodes, hub_fp32
 
-__all__ = ["FLOAT_OP_TYPES", "build", "embed_manifest", "ignored_scope", "quantize_int8"]
+__all__ = ["FLOAT_OP_TYPES", "OpenVinoConverter", "OpenVinoOptions", "ignored_scope", "quantize_int8"]
 
 
-def _save(model, xml: Path, compress_to_fp16: bool) -> None:
-    """Write ``xml`` and its ``.bin`` (inside the bundle's temporary folder)."""
-    import openvino as ov
+@dataclass(frozen=True)
+class OpenVinoOptions:
+    """OpenVINO int8 settings."""
 
-    ov.save_model(model, str(xml), compress_to_fp16=compress_to_fp16)
+    max_drop: float | None = cli_option(
+        None, "--ov-max-drop",
+        "OpenVINO int8: nncf.quantize_with_accuracy_control, keeping the SRCC drop against fp32 on the --validate "
+        "faces within this budget (then pass other faces to a later `fiqa-edge bench`).", range=(0.0, 1.0))
 
 
 #: op types whose inputs stay in float in int8 IRs (see the module doc)
@@ -55,8 +61,6 @@ def ignored_scope(hub: Path):
 def quantize_int8(model, hub: Path, calibration: CalibrationFaces, validation: CalibrationFaces | None = None,
                   max_drop: float | None = None):
     """``nncf.quantize`` with the ignored scope, or with accuracy control when ``max_drop`` is given."""
-    import logging
-
     import nncf
     from scipy import stats
 
@@ -65,7 +69,7 @@ def quantize_int8(model, hub: Path, calibration: CalibrationFaces, validation: C
     if max_drop is None:
         return nncf.quantize(model, data, subset_size=len(calibration), ignored_scope=ignored_scope(hub))
     if validation is None or len(validation) < 3:
-        raise ValueError("accuracy control needs validation faces")
+        raise ValueError("accuracy control needs 3 or more validation faces")
     reference = np.concatenate([np.asarray(_compiled(model)(x)[0]).reshape(-1) for x in validation])
 
     def srcc_vs_fp32(compiled, items) -> float:
@@ -83,36 +87,29 @@ def _compiled(model):
     return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
 
 
-def build(loaded, precision: str, dst: Path, calibration: CalibrationFaces, workdir: Path,
-          options: OnnxOptions = OnnxOptions(), max_drop: float | None = None,
-          validation: CalibrationFaces | None = None) -> None:
-    """Write the ``precision`` IR of ``loaded`` to ``dst`` (``model.xml`` + ``model.bin``).
+class OpenVinoConverter(Converter[OpenVinoOptions]):
+    """``--to openvino``: an IR (``model.xml`` + ``model.bin``)."""
 
-    ``max_drop`` (int8 only): quantize with accuracy control on ``validation`` faces.
-    """
-    ov = require("openvino", "--to openvino")
-    hub = workdir / "fp32.onnx"
-    if not hub.is_file():
-        export_fp32(loaded.model, loaded.spec.input_size, hub, options)
-    model = ov.convert_model(str(hub))
-    if precision == "fp32":
-        _save(model, dst, compress_to_fp16=False)
-    elif precision == "fp16":
-        _save(model, dst, compress_to_fp16=True)
-    elif precision == "int8":
-        require("nncf", "OpenVINO int8")
-        _save(quantize_int8(model, hub, calibration, validation, max_drop), dst, compress_to_fp16=False)
-    else:
-        raise ValueError(f"OpenVINO builds fp32, fp16 and int8, not {precision!r}")
+    key, model_file, backend, package = "openvino", "model.xml", "openvino", "openvino"
+    options_type = OpenVinoOptions
 
+    def build(self, ctx: BuildContext, precision: str, dst: Path, options: OpenVinoOptions) -> None:
+        """fp32 IR, fp16-compressed weights, or NNCF int8 (with accuracy control on the validation faces)."""
+        ov = require("openvino", "--to openvino")
+        hub = hub_fp32(ctx)
+        model = ov.convert_model(str(hub))
+        if precision == "int8":
+            require("nncf", "OpenVINO int8")
+            model = quantize_int8(model, hub, ctx.calibration, ctx.validation, options.max_drop)
+        ov.save_model(model, str(dst), compress_to_fp16=precision == "fp16")
 
-def embed_manifest(xml: Path, manifest: Manifest) -> None:
-    """Store the manifest JSON in the IR's rt_info (rewrites ``xml`` and its ``.bin``)."""
-    import openvino as ov
+    def embed_manifest(self, model_file: Path, manifest: Manifest) -> None:
+        """Store the manifest JSON in the IR's rt_info (rewrites the ``.xml`` and its ``.bin``)."""
+        import openvino as ov
 
-    model = ov.Core().read_model(str(xml))
-    model.set_rt_info(manifest.to_json(), [EMBEDDED_KEY, "manifest"])
-    staged = xml.with_name("staged.xml")
-    ov.save_model(model, str(staged), compress_to_fp16=False)
-    shutil.move(str(staged.with_suffix(".bin")), str(xml.with_suffix(".bin")))
-    shutil.move(str(staged), str(xml))
+        model = ov.Core().read_model(str(model_file))
+        model.set_rt_info(manifest.to_json(), [EMBEDDED_KEY, "manifest"])
+        staged = model_file.with_name("staged.xml")
+        ov.save_model(model, str(staged), compress_to_fp16=False)
+        shutil.move(str(staged.with_suffix(".bin")), str(model_file.with_suffix(".bin")))
+        shutil.move(str(staged), str(model_file))

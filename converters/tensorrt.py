@@ -5,7 +5,10 @@ flag); int8 parses the QDQ ONNX graph of the ONNX target, so the quantization
 is explicit (the Q/DQ scales come from the same calibration faces) rather than
 TensorRT's own implicit calibration. One optimisation profile covers batch
 sizes 1 to 32 (tuned for 8). A timing cache in the user's cache folder
-(``$XDG_CACHE_HOME/fiqa-edge``) makes rebuilds fast.
+(``$XDG_CACHE_HOME/fiqa-edge``, written atomically) makes rebuilds fast. fp32
+engines clear the TF32 builder flag: TensorRT enables TF32 by default, which on
+Ampere and later GPUs rounds fp32 convolutions to a 10-bit mantissa and breaks
+the fp32 parity bound.
 The GPU and TensorRT version go into the manifest: an engine runs only where
 it was built.
 """
@@ -14,60 +17,63 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
+from fiqa_edge._atomic import atomic_path
 from fiqa_edge._deps import has_nvidia_gpu, is_available, require
-from fiqa_edge.errors import FiqaError
+from fiqa_edge.errors import ConversionError
 from fiqa_edge.manifest import Manifest
 
-from .calibration import CalibrationFaces
-from .onnx import INPUT, OnnxOptions, export_fp32, quantize_int8
+from .base import BuildContext, Converter
+from .onnx import INPUT, hub_fp32, hub_int8
 
-__all__ = ["build", "embed_manifest", "unavailable"]
+__all__ = ["TensorRtConverter", "TensorRtOptions", "build_engine", "gpu_facts"]
 
 log = logging.getLogger(__name__)
 
-#: batch sizes of the optimisation profile: min, opt, max
-BATCH_PROFILE: tuple[int, int, int] = (1, 8, 32)
+
+@dataclass(frozen=True)
+class TensorRtOptions:
+    """Engine settings."""
+
+    batch_profile: tuple[int, int, int] = (1, 8, 32)  # min, opt, max batch of the optimisation profile
+    device: int = 0  # the CUDA device that builds (and will run) the engine
 
 
-def unavailable() -> str | None:
-    """Why no engine can be built here, or None."""
-    if not is_available("tensorrt"):
-        return "the tensorrt package is not installed (pip install 'fiqa-edge[tensorrt]' on an NVIDIA GPU machine)"
-    if not has_nvidia_gpu():
-        return "TensorRT needs an NVIDIA GPU and this machine has none"
-    return None
-
-
-def gpu_facts() -> dict[str, str]:
-    """Name and compute capability of GPU 0, and the TensorRT version."""
+def gpu_facts(device: int = 0) -> dict[str, str]:
+    """Name and compute capability of GPU ``device``, and the TensorRT version."""
     trt = require("tensorrt", "--to tensorrt")
-    from fiqa_edge.backends.tensorrt_backend import _cudart, cuda_check
+    from fiqa_edge.backends.tensorrt_backend import cuda_check, cudart
 
-    props = cuda_check(_cudart().cudaGetDeviceProperties(0))
+    props = cuda_check(cudart().cudaGetDeviceProperties(device))
     name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    return {"gpu": name.strip("\x00"), "compute_capability": f"{props.major}.{props.minor}", "tensorrt": trt.__version__}
+    return {"gpu": name.strip("\x00"), "compute_capability": f"{props.major}.{props.minor}", "tensorrt": trt.__version__,
+            "device": str(device)}
 
 
 def build_engine(onnx_path: Path, dst: Path, input_size: int, precision: str, *,
-                 batches: Sequence[int] = BATCH_PROFILE, timing_cache: Path | None = None) -> None:
-    """Parse ``onnx_path`` and serialize an engine to ``dst``."""
+                 options: TensorRtOptions = TensorRtOptions(), timing_cache: Path | None = None) -> None:
+    """Parse ``onnx_path`` and serialize an engine to ``dst`` on ``options.device``."""
     trt = require("tensorrt", "--to tensorrt")
+    from fiqa_edge.backends.tensorrt_backend import cuda_check, cudart
+
+    cuda_check(cudart().cudaSetDevice(options.device))
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
     network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise FiqaError(f"{onnx_path}: TensorRT cannot parse it: {errors}")
+        raise ConversionError(f"{onnx_path}: TensorRT cannot parse it: {errors}")
     config = builder.create_builder_config()
+    config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32 (see the module doc)
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)  # layers left in float run in fp16
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)  # honours the graph's Q/DQ nodes
-    low, opt, high = batches
+    low, opt, high = options.batch_profile
     shape = (3, input_size, input_size)
     profile = builder.create_optimization_profile()
     profile.set_shape(INPUT, (low, *shape), (opt, *shape), (high, *shape))
@@ -77,34 +83,39 @@ def build_engine(onnx_path: Path, dst: Path, input_size: int, precision: str, *,
     config.set_timing_cache(cache, ignore_mismatch=True)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise FiqaError(f"TensorRT could not build a {precision} engine from {onnx_path} (see its log above)")
+        raise ConversionError(f"TensorRT could not build a {precision} engine from {onnx_path} (see its log above)")
     dst.write_bytes(bytes(serialized))
     if timing_cache is not None:
-        timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
+        with atomic_path(timing_cache) as tmp:  # other builds may read it at the same time
+            tmp.write_bytes(bytes(config.get_timing_cache().serialize()))
 
 
-def build(loaded, precision: str, dst: Path, calibration: CalibrationFaces, workdir: Path,
-          options: OnnxOptions = OnnxOptions()) -> None:
-    """Write the ``precision`` engine of ``loaded`` to ``dst``."""
-    reason = unavailable()
-    if reason:
-        raise FiqaError(f"--to tensorrt: {reason}")
-    hub = workdir / "fp32.onnx"
-    if not hub.is_file():
-        export_fp32(loaded.model, loaded.spec.input_size, hub, options)
-    source = hub
-    if precision == "int8":
-        source = workdir / "int8.onnx"
-        if not source.is_file():
-            quantize_int8(hub, source, calibration)
-    elif precision not in ("fp32", "fp16"):
-        raise ValueError(f"TensorRT builds fp32, fp16 and int8, not {precision!r}")
-    cache_dir = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fiqa-edge"
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    build_engine(source, dst, loaded.spec.input_size, precision, timing_cache=cache_dir / "tensorrt-timing.cache")
+def _timing_cache() -> Path:
+    folder = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "fiqa-edge"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "tensorrt-timing.cache"
 
 
-def embed_manifest(model_file: Path, manifest: Manifest) -> None:
-    """Engines hold no metadata of ours: record the GPU and TensorRT version in ``fiqa.json`` beside it."""
-    manifest.figures["built_on"] = gpu_facts()
-    manifest.save(model_file.parent)
+class TensorRtConverter(Converter[TensorRtOptions]):
+    """``--to tensorrt``: a serialized engine for the GPU that built it."""
+
+    key, model_file, backend, package = "tensorrt", "model.engine", "tensorrt", "tensorrt"
+    options_type = TensorRtOptions
+    note = "not yet run on a GPU: written to the TensorRT 10 API, never validated on real hardware"
+
+    def unavailable(self) -> str | None:
+        if not is_available("tensorrt"):
+            return "the tensorrt package is not installed (pip install 'fiqa-edge[tensorrt]' on an NVIDIA GPU machine)"
+        if not has_nvidia_gpu():
+            return "TensorRT needs an NVIDIA GPU and this machine has none"
+        return None
+
+    def build(self, ctx: BuildContext, precision: str, dst: Path, options: TensorRtOptions) -> dict[str, Any]:
+        """Build the engine; the GPU and TensorRT version go into the manifest (an engine runs only there)."""
+        # int8 parses the QDQ graph of the ONNX target (explicit quantization), shared with an ONNX int8 build
+        source = hub_int8(ctx) if precision == "int8" else hub_fp32(ctx)
+        build_engine(source, dst, ctx.loaded.spec.input_size, precision, options=options, timing_cache=_timing_cache())
+        return {"built_on": gpu_facts(options.device)}
+
+    def embed_manifest(self, model_file: Path, manifest: Manifest) -> None:
+        """Engines hold no metadata of ours: ``fiqa.json`` beside the engine is its manifest."""

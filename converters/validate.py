@@ -9,14 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fiqa_edge.errors import FiqaError
+from fiqa_edge.errors import ParityError
 from fiqa_edge.metrics import Parity
 
-__all__ = ["BOUNDS", "Bound", "ParityError", "enforce"]
-
-
-class ParityError(FiqaError):
-    """An artifact scores faces outside its parity bound."""
+__all__ = ["BOUNDS", "Bound", "enforce"]
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,13 @@ __version__ = "0.1.0"
 
 from .errors import (  # noqa: E402
     CheckpointError,
+    ConversionError,
     FiqaError,
     ImageError,
     ManifestError,
     MissingDependencyError,
+    ParityError,
+    TargetUnavailableError,
     UnknownModelError,
 )
 from .preprocess import PreprocessSpec  # noqa: E402
@@ -23,11 +26,14 @@ __all__ = [
     "__version__",
     "QualityScorer",
     "CheckpointError",
+    "ConversionError",
     "FiqaError",
     "ImageError",
     "ManifestError",
     "MissingDependencyError",
+    "ParityError",
     "PreprocessSpec",
+    "TargetUnavailableError",
     "UnknownModelError",
 ]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from ._deps import is_available
 from .errors import FiqaError
 
-__all__ = ["SAMPLES_DIR", "DEFAULT_MODEL", "DEFAULT_BUNDLE", "default_model_path", "sample_faces"]
+__all__ = ["SAMPLES_DIR", "DEFAULT_MODEL", "DEFAULT_BUNDLE", "SAMPLE_SPLITS", "default_model_path", "sample_faces"]
 
 _HERE = Path(__file__).parent
 SAMPLES_DIR = _HERE / "samples" / "lfw40"
@@ -20,9 +20,24 @@ DEFAULT_MODEL = _HERE / "weights" / "fiqa_edgenext_xxs_demo.safetensors"
 DEFAULT_BUNDLE = _HERE / "weights" / "fiqa_edgenext_xxs_demo_onnx"
 
 
-def sample_faces() -> list[Path]:
-    """The 40 bundled LFW faces (10 people × 4 images), sorted."""
-    return sorted(SAMPLES_DIR.glob("*/*.jpg"))
+#: disjoint by identity: ``convert`` calibrates on one and validates on the other by default
+SAMPLE_SPLITS = ("calibration", "validation")
+
+
+def sample_faces(split: str | None = None) -> list[Path]:
+    """The 40 bundled LFW faces (10 people × 4 images), sorted.
+
+    ``split="calibration"`` gives the 20 faces of the first 5 people (by name),
+    ``"validation"`` the 20 of the other 5.
+    """
+    faces = sorted(SAMPLES_DIR.glob("*/*.jpg"))
+    if split is None:
+        return faces
+    if split not in SAMPLE_SPLITS:
+        raise ValueError(f"split must be one of {SAMPLE_SPLITS}, not {split!r}")
+    people = sorted({p.parent.name for p in faces})
+    half = set(people[: len(people) // 2]) if split == "calibration" else set(people[len(people) // 2 :])
+    return [p for p in faces if p.parent.name in half]
 
 
 def default_model_path(backend: str = "torch") -> Path:

@@ -13,6 +13,9 @@ __all__ = [
     "ManifestError",
     "MissingDependencyError",
     "UnknownModelError",
+    "TargetUnavailableError",
+    "ConversionError",
+    "ParityError",
 ]
 
 
@@ -41,3 +44,15 @@ class UnknownModelError(FiqaError, KeyError):
 
 class MissingDependencyError(FiqaError, ImportError):
     """An optional package is not installed; the message names the extra."""
+
+
+class TargetUnavailableError(FiqaError):
+    """A conversion target cannot be built on this machine (missing package or hardware)."""
+
+
+class ConversionError(FiqaError):
+    """Building an artifact failed (export, quantization or compilation)."""
+
+
+class ParityError(FiqaError):
+    """An artifact scores faces outside its parity bound against the fp32 torch model."""

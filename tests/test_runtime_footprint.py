@@ -28,7 +28,8 @@ def test_onnxruntime_install_scores_without_torch(tmp_path, faces):
     torch.manual_seed(0)
     model = spread_outputs(create_model("fiqa_edgenext_xxs"), seed=4)
     loaded = LoadedModel(model=model, arch="fiqa_edgenext_xxs", spec=PreprocessSpec(input_size=64), sha256="0" * 64, path=Path("m"))
-    (result,) = convert(loaded, ["onnx"], ["fp32"], faces[:4], faces, tmp_path / "bundles")
+    (result,) = convert(loaded, ["onnx"], out=tmp_path / "bundles", precisions=["fp32"], calibration=faces[:4],
+                        validation=faces[4:])
     assert result.error is None, result.error
 
     venv = tmp_path / "device"

@@ -1,4 +1,4 @@
-"""The torch datasets built from label files (read in :mod:`fiqa_edge.train.labels`).
+"""The torch datasets built from label files (read in :mod:`fiqa_edge.image_lists`).
 
 An image that fails to decode during training is reported and skipped, never
 replaced by another image.
@@ -16,8 +16,8 @@ from torch.utils.data import Dataset
 
 from fiqa_edge.errors import FiqaError, ImageError
 
-from .degrade import open_image_ref
-from .labels import Item, read_image_list, read_labels
+from fiqa_edge.degrade import open_image_ref
+from fiqa_edge.image_lists import Item, read_image_list, read_labels
 
 __all__ = ["Item", "FaceDataset", "collate_skip_bad", "read_image_list", "read_labels", "split_items"]
 

@@ -61,7 +61,7 @@ def _stage(out: Path, name: str, dist: Dist, run: Callable[[Path], dict]) -> dic
 def evaluate(checkpoint: Path, model_cfg: ModelTrainConfig, items: list[Item], root: Path, dist: Dist,
              progress: bool = True) -> dict:
     """Metrics on ``items``, parameters and GFLOPs (fvcore convention) of one checkpoint."""
-    from fiqa_edge.benchmarks.cost import count_params, gflops_fvcore
+    from fiqa_edge.zoo.cost import count_params, gflops_fvcore
 
     loaded = load_model(checkpoint)
     raw = predict(loaded.model.to(dist.device), items, root, loaded.spec, dist, batch_size=model_cfg.batch_size,

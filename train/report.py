@@ -16,13 +16,13 @@ import numpy as np
 from tqdm import tqdm
 
 from fiqa_edge._atomic import atomic_path, atomic_write_text
-from fiqa_edge.benchmarks.baselines import laplacian_variance
-from fiqa_edge.benchmarks.edc import EdcCurve, edc
+from fiqa_edge.baselines import laplacian_variance
+from fiqa_edge.edc import EdcCurve, edc
 from fiqa_edge.metrics import quality_metrics
 from fiqa_edge.zoo import load_model
 
 from .data import Item, read_labels
-from .degrade import open_image_ref
+from fiqa_edge.degrade import open_image_ref
 from .distributed import Dist
 from .engine import predict
 from .utility_labels import lfw_pair_refs

@@ -36,7 +36,7 @@ from fiqa_edge._atomic import atomic_path, atomic_write_text
 from fiqa_edge.errors import FiqaError, ImageError
 from fiqa_edge.imaging import load_image
 
-from .degrade import apply, sample_degradation
+from fiqa_edge.degrade import apply, sample_degradation
 
 __all__ = ["UtilityConfig", "lfw_pair_refs", "make_utility_labels", "utility"]
 

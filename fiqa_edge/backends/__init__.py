@@ -1,25 +1,28 @@
 """Inference backends behind one small interface.
 
 A backend turns a preprocessed (B, 3, N, N) float32 batch into B scores. The
-table maps each backend's name to ``"module:class"``, imported on use, so a
-device only needs the one package its backend uses.
+table maps each backend's name to the package it needs and ``"module:class"``,
+imported on use, so a device only needs the one package its backend uses.
+:func:`cannot_run` is the one place that says whether a backend runs on this
+machine; the converters, the bench and the tests all ask it.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from .._deps import is_available, require
+from .._deps import EXTRA_FOR, has_nvidia_gpu, is_available, require
 from ..errors import CheckpointError, FiqaError
-from ..manifest import Manifest
+from ..manifest import MANIFEST_NAME, Manifest
 from ..preprocess import PreprocessSpec
 
-__all__ = ["BACKENDS", "Backend", "backend_for", "open_backend"]
+__all__ = ["BACKENDS", "Backend", "backend_for", "bundle_manifest", "cannot_run", "model_path", "open_backend"]
 
 # name -> (package it needs, "module:class")
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -30,6 +33,41 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "tensorrt": ("tensorrt", "fiqa_edge.backends.tensorrt_backend:TensorRtBackend"),
     "coreml": ("coremltools", "fiqa_edge.backends.coreml_backend:CoreMlBackend"),
 }
+
+
+def cannot_run(name: str) -> str | None:
+    """Why the backend ``name`` cannot run models on this machine, or None when it can."""
+    if name not in BACKENDS:
+        return f"unknown backend {name!r}"
+    package = BACKENDS[name][0]
+    if not is_available(package):
+        return f"{package} is not installed (pip install 'fiqa-edge[{EXTRA_FOR.get(package, 'all')}]')"
+    if name == "coreml" and sys.platform != "darwin":
+        return "CoreML models run only on macOS"
+    if name == "tensorrt" and not has_nvidia_gpu():
+        return "TensorRT needs an NVIDIA GPU and this machine has none"
+    return None
+
+
+def model_path(path: str | os.PathLike[str]) -> Path:
+    """The model file a path names: a bundle folder's own model file (from its fiqa.json), else the path."""
+    path = Path(path)
+    if (path / MANIFEST_NAME).is_file():
+        return path / Manifest.load(path).model_file
+    return path
+
+
+def bundle_manifest(model: Path, embedded: str | None, where: str = "metadata") -> Manifest:
+    """The manifest of ``model``: the JSON embedded in the model file, else ``fiqa.json`` beside it.
+
+    Raises:
+        CheckpointError: neither is there.
+    """
+    if embedded is not None:
+        return Manifest.from_json(embedded, origin=f"{model} {where}")
+    if (model.parent / MANIFEST_NAME).is_file():
+        return Manifest.load(model.parent)
+    raise CheckpointError(f"{model}: no fiqa manifest in the model's {where} nor {MANIFEST_NAME} beside it")
 
 
 class Backend(Protocol):

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import CheckpointError, FiqaError
-from ..manifest import EMBEDDED_KEY, MANIFEST_NAME, Manifest
+from ..manifest import EMBEDDED_KEY, Manifest
+from . import bundle_manifest, model_path
 
 __all__ = ["CoreMlBackend", "INPUT", "OUTPUT"]
 
@@ -43,9 +43,7 @@ class CoreMlBackend:
 
         if sys.platform != "darwin":
             raise FiqaError(f"{path}: CoreML models run only on macOS (this is {sys.platform})")
-        path = Path(path)
-        if (path / MANIFEST_NAME).is_file():
-            path = path / Manifest.load(path).model_file
+        path = model_path(path)
         units = {"all": ct.ComputeUnit.ALL, "cpu": ct.ComputeUnit.CPU_ONLY, "cpu_gpu": ct.ComputeUnit.CPU_AND_GPU}
         try:
             model = ct.models.MLModel(str(path), compute_units=units[(device or "all").lower()])
@@ -53,10 +51,7 @@ class CoreMlBackend:
             raise FiqaError(f"CoreML device must be one of {', '.join(units)}, got {device!r}") from None
         except Exception as exc:  # coremltools raises assorted types for bad packages
             raise CheckpointError(f"{path}: not a CoreML model ({str(exc).splitlines()[0][:200]})") from exc
-        text = model.user_defined_metadata.get(EMBEDDED_KEY)
-        if text is None:
-            raise CheckpointError(f"{path}: no fiqa manifest in its metadata")
-        return cls(model, Manifest.from_json(text, origin=f"{path} metadata"))
+        return cls(model, bundle_manifest(path, model.user_defined_metadata.get(EMBEDDED_KEY)))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         from PIL import Image

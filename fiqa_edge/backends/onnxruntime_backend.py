@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from ..errors import CheckpointError, FiqaError
-from ..manifest import EMBEDDED_KEY, MANIFEST_NAME, Manifest
+from ..manifest import EMBEDDED_KEY, Manifest
+from . import bundle_manifest, model_path
 
 __all__ = ["OnnxRuntimeBackend"]
 
@@ -34,10 +34,7 @@ class OnnxRuntimeBackend:
 
         ``device``: ``cpu`` or ``cuda`` (default: CUDA when onnxruntime has it).
         """
-        path = Path(path)
-        folder = path if path.is_dir() else path.parent
-        if path.is_dir():
-            path = folder / Manifest.load(folder).model_file
+        path = model_path(path)
         options = ort.SessionOptions()
         # Idle intra-op threads sleep instead of spinning: the scorer decodes images on other threads
         # of the same cores (measured, 500 LFW faces, demo model, 2 cores: end-to-end 377 -> 402 img/s
@@ -57,14 +54,7 @@ class OnnxRuntimeBackend:
             session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
             raise CheckpointError(f"{path}: not an ONNX model onnxruntime can load ({str(exc).splitlines()[0][:200]})") from exc
-        embedded = session.get_modelmeta().custom_metadata_map.get(EMBEDDED_KEY)
-        if embedded is not None:
-            manifest = Manifest.from_json(embedded, origin=f"{path} metadata")
-        elif (folder / MANIFEST_NAME).is_file():
-            manifest = Manifest.load(folder)
-        else:
-            raise CheckpointError(f"{path}: no fiqa manifest in the model's metadata nor {MANIFEST_NAME} beside it")
-        return cls(session, manifest)
+        return cls(session, bundle_manifest(path, session.get_modelmeta().custom_metadata_map.get(EMBEDDED_KEY)))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         (out,) = self.session.run(None, {self._input: np.ascontiguousarray(batch, dtype=np.float32)})

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import openvino as ov
 
 from ..errors import CheckpointError
-from ..manifest import EMBEDDED_KEY, MANIFEST_NAME, Manifest
+from ..manifest import EMBEDDED_KEY, Manifest
+from . import bundle_manifest, model_path
 
 __all__ = ["OpenVinoBackend"]
 
@@ -41,23 +41,15 @@ class OpenVinoBackend:
     def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, precision_hint: str = "f32",
              device: str | None = None, **_: object) -> "OpenVinoBackend":
         """Open an IR, an ``.onnx`` file or a bundle folder on ``device`` (default ``CPU``)."""
-        path = Path(path)
-        folder = path if path.is_dir() else path.parent
-        if path.is_dir():
-            path = folder / Manifest.load(folder).model_file
+        path = model_path(path)
         core = ov.Core()
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses for bad files
             raise CheckpointError(f"{path}: not an OpenVINO IR ({str(exc).splitlines()[0][:200]})") from exc
         # an IR keeps the manifest in its rt_info; an ONNX file's metadata_props arrive under "framework"
-        embedded = next((key for key in ([EMBEDDED_KEY, "manifest"], ["framework", EMBEDDED_KEY]) if model.has_rt_info(key)), None)
-        if embedded is not None:
-            manifest = Manifest.from_json(model.get_rt_info(embedded).astype(str), origin=f"{path} rt_info")
-        elif (folder / MANIFEST_NAME).is_file():
-            manifest = Manifest.load(folder)
-        else:
-            raise CheckpointError(f"{path}: no fiqa manifest in the model's metadata nor {MANIFEST_NAME} beside it")
+        key = next((k for k in ([EMBEDDED_KEY, "manifest"], ["framework", EMBEDDED_KEY]) if model.has_rt_info(k)), None)
+        manifest = bundle_manifest(path, model.get_rt_info(key).astype(str) if key else None, "rt_info")
         config = {"INFERENCE_PRECISION_HINT": precision_hint}
         if threads:
             config["INFERENCE_NUM_THREADS"] = str(threads)

@@ -10,7 +10,6 @@ larger batches are split.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import tensorrt as trt
@@ -18,11 +17,13 @@ import tensorrt as trt
 from .._deps import require
 from ..errors import CheckpointError, FiqaError
 from ..manifest import MANIFEST_NAME, Manifest
+from . import model_path
 
-__all__ = ["TensorRtBackend", "cuda_check"]
+__all__ = ["TensorRtBackend", "cuda_check", "cudart", "device_index"]
 
 
-def _cudart():
+def cudart():
+    """cuda-python's runtime bindings (``cuda.bindings.runtime``, or ``cuda.cudart`` before 12.6)."""
     try:
         from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
     except ImportError:
@@ -32,11 +33,21 @@ def _cudart():
 
 def cuda_check(result: tuple) -> object:
     """Unwrap a cuda-python ``(error, value...)`` result, raising on an error code."""
-    cudart = _cudart()
+    rt = cudart()
     err, *values = result
-    if err != cudart.cudaError_t.cudaSuccess:
-        raise FiqaError(f"CUDA error {err}: {cudart.cudaGetErrorString(err)[1].decode()}")
+    if err != rt.cudaError_t.cudaSuccess:
+        raise FiqaError(f"CUDA error {err}: {rt.cudaGetErrorString(err)[1].decode()}")
     return values[0] if len(values) == 1 else tuple(values) if values else None
+
+
+def device_index(device: str | int | None) -> int:
+    """The CUDA device index of ``0``, ``"1"``, ``"cuda"`` or ``"cuda:1"`` (default 0)."""
+    if device in (None, "", "cuda"):
+        return 0
+    try:
+        return int(str(device).split(":")[-1])
+    except ValueError:
+        raise FiqaError(f"TensorRT device must be a CUDA device index such as 0 or cuda:1, got {device!r}") from None
 
 
 class TensorRtBackend:
@@ -45,7 +56,7 @@ class TensorRtBackend:
     name = "tensorrt"
 
     def __init__(self, engine: "trt.ICudaEngine", manifest: Manifest, device: int = 0) -> None:
-        self.cudart = _cudart()
+        self.cudart = cudart()
         cuda_check(self.cudart.cudaSetDevice(device))
         self.engine = engine
         self.context = engine.create_execution_context()
@@ -69,14 +80,12 @@ class TensorRtBackend:
 
         ``device``: a CUDA device index such as ``0`` or ``cuda:1`` (default 0).
         """
-        path = Path(path)
-        folder = path if path.is_dir() else path.parent
-        if not (folder / MANIFEST_NAME).is_file():
+        path = model_path(path)
+        if not (path.parent / MANIFEST_NAME).is_file():
             raise CheckpointError(f"{path}: a TensorRT engine needs its {MANIFEST_NAME} beside it (engines carry no metadata)")
-        manifest = Manifest.load(folder)
-        if path.is_dir():
-            path = folder / manifest.model_file
-        index = int(str(device).split(":")[-1]) if device not in (None, "", "cuda") else 0
+        manifest = Manifest.load(path.parent)
+        index = device_index(device)
+        cuda_check(cudart().cudaSetDevice(index))  # the engine is deserialized onto this device
         logger = trt.Logger(trt.Logger.WARNING)
         engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())
         if engine is None:
@@ -105,3 +114,5 @@ class TensorRtBackend:
         for ptr in (getattr(self, "_d_in", None), getattr(self, "_d_out", None)):
             if ptr is not None:
                 self.cudart.cudaFree(ptr)
+        if getattr(self, "stream", None) is not None:
+            self.cudart.cudaStreamDestroy(self.stream)

@@ -152,7 +152,7 @@ def info(model: str, arch: str | None, input_size: int | None, as_json: bool) ->
     GFLOPs follow the challenge's convention (fvcore: a multiply-add counts
     once); the full count of torch's flop counter (multiply-add = 2) is shown too.
     """
-    from ..benchmarks.cost import model_cost
+    from ..zoo.cost import model_cost
     from ..zoo import create_model, get_model_cfg, is_model, load_model
 
     if Path(model).exists() or not is_model(model):

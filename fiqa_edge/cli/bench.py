@@ -31,7 +31,7 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
     from ..assets import sample_faces
     from ..errors import FiqaError
     from ..scorer import collect_images
-    from ..train.labels import Item, read_image_list, read_labels
+    from ..image_lists import Item, read_image_list, read_labels
 
     if labels:
         root = root or labels.parent
@@ -137,7 +137,7 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
 def bench_pseudo_label(model: Path | None, images: Path | None, input_size: int | None, batch_size: int, workers: int, as_json: bool) -> None:
     """Batched pseudo-labelling against the official per-image loop: images/s, ratio, score agreement."""
     from ..assets import sample_faces
-    from ..benchmarks.pseudo_label_speed import run
+    from ..train.pseudo_label_speed import run
     from ..scorer import collect_images
     from ..zoo import create_model, get_model_cfg, load_model
 

@@ -2,13 +2,56 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
 import click
 
 
-@click.command()
+def _target_help() -> str:
+    from ..converters.targets import TARGETS
+
+    lines = []
+    for key, c in TARGETS.items():
+        runs = "runs and is parity-checked here" if c.runs_here() else "spec-checked here (does not run on this machine)"
+        why = c.unavailable()
+        lines.append(f"{key}: {', '.join(c.precisions)}; " + (f"cannot build here: {why}" if why else runs)
+                     + (f"; {c.note}" if c.note else ""))
+    return "\b\nTargets:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _target_options() -> list[click.Option]:
+    """One flag per option field that a target declares (see ``converters.base.cli_option``)."""
+    from ..converters.targets import TARGETS
+
+    params = []
+    for key, converter in TARGETS.items():
+        for f in converter.cli_fields():
+            meta, name = f.metadata, f"{key}__{f.name}"
+            if isinstance(f.default, bool):
+                params.append(click.Option([meta["flag"], name], is_flag=True, help=meta["help"]))
+            elif meta["choices"]:
+                params.append(click.Option([meta["flag"], name], type=click.Choice(meta["choices"]), default=f.default,
+                                           show_default=True, help=meta["help"]))
+            else:  # a number (None: off)
+                kind = click.FloatRange(*meta["range"]) if meta["range"] else float
+                params.append(click.Option([meta["flag"], name], type=kind, default=f.default, help=meta["help"]))
+    return params
+
+
+def _options_from(values: dict[str, object]) -> dict[str, object]:
+    """Each target's options dataclass from the flags' values."""
+    from ..converters.targets import TARGETS
+
+    per_target: dict[str, dict[str, object]] = {}
+    for name, value in values.items():
+        key, _, field_name = name.partition("__")
+        per_target.setdefault(key, {})[field_name] = value
+    return {key: TARGETS[key].options_type(**fields) for key, fields in per_target.items()}
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("checkpoint", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--arch", help="Architecture of CHECKPOINT. Default: recognised from the file.")
 @click.option("--to", "targets", default="all", show_default=True,
@@ -16,9 +59,10 @@ import click
 @click.option("--precision", "precisions", default="fp32,fp16,int8", show_default=True, help="Comma-separated precisions.")
 @click.option("--calib", "calib", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Calibration faces: files, folders or CSV lists (first column; repeatable). "
-                   "Default: the bundled sample faces.")
+                   "Default: the bundled sample faces of 5 people.")
 @click.option("--validate", "validate", multiple=True, type=click.Path(exists=True, path_type=Path),
-              help="Faces for the parity check against torch fp32 (as --calib). Default: the bundled sample faces.")
+              help="Faces for the parity check against torch fp32 (as --calib). Default: the bundled sample faces of "
+                   "the 5 other people. Overlap with --calib is warned about and recorded.")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder the CSV lists' image paths are relative to. Default: each CSV's folder.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("bundles"), show_default=True,
@@ -26,34 +70,23 @@ import click
 @click.option("--max-abs", type=float, help="Widen the fp32 bound on max |Δscore| (default 1e-4).")
 @click.option("--min-srcc", type=float, help="Widen every precision's SRCC bound to this value.")
 @click.option("--min-plcc", type=float, help="Widen the int8 PLCC bound to this value.")
-@click.option("--dynamic-hw", is_flag=True,
-              help="ONNX: the model also takes any height and width (the scorer still resizes and crops as the manifest says).")
-@click.option("--coreml-int8", type=click.Choice(["linear", "palettize"]), default="linear", show_default=True,
-              help="CoreML int8 weights: linear symmetric quantization or 8-bit k-means palettization.")
-@click.option("--ov-max-drop", type=click.FloatRange(0, 1),
-              help="OpenVINO int8: nncf.quantize_with_accuracy_control, keeping the SRCC drop against fp32 on the "
-                   "--validate faces within this budget (then pass other faces to a later `fiqa-edge bench`).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def convert(checkpoint: Path | None, arch: str | None, targets: str, precisions: str, calib: tuple[Path, ...],
-            validate: tuple[Path, ...], root: Path | None, out: Path, max_abs: float | None, min_srcc: float | None, min_plcc: float | None,
-            dynamic_hw: bool, coreml_int8: str, ov_max_drop: float | None, quiet: bool) -> None:
+            validate: tuple[Path, ...], root: Path | None, out: Path, max_abs: float | None, min_srcc: float | None,
+            min_plcc: float | None, quiet: bool, **target_options: object) -> None:
     """Export a checkpoint (default: the bundled model) to deployable bundles, validated against torch.
 
     Each bundle holds the model file and fiqa.json (preprocessing, precision,
-    source SHA-256, cost, parity figures, reference scores of the bundled
-    sample faces). An artifact outside its parity bound (fp32: max |Δ| <= 1e-4
-    and SRCC >= 0.9999; fp16: SRCC >= 0.999; int8: SRCC and PLCC >= 0.995) is
-    not written, and the exit status is 1.
-
-    Targets: onnx, openvino, tensorrt (NVIDIA GPU machines), coreml (converts
-    anywhere; runs and is parity-checked on macOS, elsewhere its spec is
-    checked). 'all' builds those this machine can build and names the others.
+    source SHA-256, cost, parity figures and the faces they were measured on,
+    reference scores of the bundled sample faces). An artifact outside its
+    parity bound (fp32: max |Δ| <= 1e-4 and SRCC >= 0.9999; fp16: SRCC >= 0.999;
+    int8: SRCC and PLCC >= 0.995) is not written, and the exit status is 1.
+    'all' builds the targets this machine can build and names the others.
     """
     from dataclasses import replace
 
-    from ..assets import default_model_path, sample_faces
+    from ..assets import default_model_path
     from ..converters.convert import convert as run_convert
-    from ..converters.onnx import OnnxOptions
     from ..converters.targets import TARGETS
     from ..converters.validate import BOUNDS
     from ..zoo import load_model
@@ -78,11 +111,9 @@ def convert(checkpoint: Path | None, arch: str | None, targets: str, precisions:
                          max_abs=max_abs if (max_abs is not None and b.max_abs is not None) else b.max_abs)
               for k, b in BOUNDS.items()}
     loaded = load_model(checkpoint or default_model_path(), arch=arch)
-    options = {"onnx": {"options": OnnxOptions(dynamic_hw=dynamic_hw)}, "coreml": {"mode": coreml_int8},
-               "openvino": {"max_drop": ov_max_drop}}
-    results = run_convert(loaded, wanted, precs, _faces(calib, root) if calib else sample_faces(),
-                          _faces(validate, root) if validate else sample_faces(), out, bounds=bounds,
-                          options=options, progress=not quiet)
+    results = run_convert(loaded, wanted, out=out, precisions=precs, calibration=_faces(calib, root) if calib else None,
+                          validation=_faces(validate, root) if validate else None, bounds=bounds,
+                          options=_options_from(target_options), progress=not quiet)
     click.echo(f"{'target':<10}{'precision':<11}{'status':<8}{'MB':>7}{'s':>7}{'max |Δ|':>10}{'SRCC':>9}  bundle / error")
     for r in results:
         if r.error:
@@ -96,10 +127,14 @@ def convert(checkpoint: Path | None, arch: str | None, targets: str, precisions:
         sys.exit(1)
 
 
+convert.params.extend(_target_options())
+convert.help = inspect.cleandoc(convert.help or "") + "\n\n" + _target_help()
+
+
 def _faces(sources: tuple[Path, ...], root: Path | None) -> list[Path]:
     """Files and folders as given; CSV lists expanded relative to ``root`` or their own folder."""
     from ..scorer import collect_images
-    from ..train.labels import read_image_list
+    from ..image_lists import read_image_list
 
     paths: list[Path] = []
     for source in sources:

@@ -5,7 +5,7 @@ without a header (the official ``train.csv`` has none, and names without an
 extension mean ``.png``, as in the official scripts). Extra columns are
 ignored. Unlabelled sets are a folder or a CSV whose first column is the
 image. Images may be degraded copies (``path#blur=2.5``, see
-:mod:`fiqa_edge.train.degrade`). A missing image is reported by name and left out.
+:mod:`fiqa_edge.degrade`). A missing image is reported by name and left out.
 """
 
 from __future__ import annotations

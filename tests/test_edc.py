@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from fiqa_edge.benchmarks.baselines import laplacian_variance
-from fiqa_edge.benchmarks.edc import edc
+from fiqa_edge.baselines import laplacian_variance
+from fiqa_edge.edc import edc
 from fiqa_edge.imaging import load_image
 
 
