@@ -15,6 +15,7 @@ from fiqa_edge.benchmarks.bench_report import parse_gate
 from fiqa_edge.benchmarks.harness import find_artifacts, run_bench
 from fiqa_edge.cli import main
 from fiqa_edge.errors import FiqaError
+from fiqa_edge.metrics import quality_metrics
 from fiqa_edge.scorer import QualityScorer
 from fiqa_edge.image_lists import Item
 
@@ -100,7 +101,26 @@ def test_accuracy_with_labels(tmp_path):
                                        *QUICK, "--batch-sizes", "1", "--json", str(out)])
     assert result.exit_code == 0, result.output
     accuracy = json.loads(out.read_text())["results"][0]["accuracy"]
-    assert accuracy["n"] == 40 and 0.8 < accuracy["srcc"] <= 1 and accuracy["delta_srcc_vs_fp32"] == 0
+    expected = quality_metrics(scores, np.array([s + n for s, n in zip(scores, noise)]))
+    assert accuracy["n"] == 40 and accuracy["srcc"] == pytest.approx(expected.srcc, abs=1e-9)
+
+
+def test_accuracy_change_is_measured_against_the_fp32_row():
+    """Each row's change is its SRCC/PLCC minus the torch row's, else minus its own backend's fp32 row."""
+    from fiqa_edge.benchmarks.harness import BenchResult, _accuracy
+
+    rng = np.random.default_rng(0)
+    labels = rng.normal(size=200)
+    fp32 = labels + rng.normal(0, 0.3, 200)
+    int8 = fp32 + rng.normal(0, 0.3, 200)
+    rows = [BenchResult("b", "onnxruntime", "fp32"), BenchResult("b", "onnxruntime", "int8")]
+    _accuracy(rows, {0: fp32, 1: int8}, labels)
+    drop = quality_metrics(int8, labels).srcc - quality_metrics(fp32, labels).srcc
+    assert drop < -0.01 and rows[1].accuracy["delta_srcc_vs_fp32"] == pytest.approx(drop)
+    assert rows[0].accuracy["delta_srcc_vs_fp32"] == 0
+    with_torch = [BenchResult("c", "torch", "fp32"), *rows]
+    _accuracy(with_torch, {0: labels, 1: fp32, 2: int8}, labels)  # the torch row is the reference when present
+    assert with_torch[2].accuracy["delta_srcc_vs_fp32"] == pytest.approx(quality_metrics(int8, labels).srcc - 1)
 
 
 def test_failing_gate_exits_non_zero_and_names_the_row():

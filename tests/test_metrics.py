@@ -50,3 +50,25 @@ def test_metrics_reject_bad_shapes():
         quality_metrics([1, 2, 3], [1, 2])
     with pytest.raises(ValueError, match="at least 3"):
         quality_metrics([1, 2], [1, 2])
+
+
+def _flips_by_pairs(a: np.ndarray, b: np.ndarray) -> float:
+    i, j = np.triu_indices(len(a), k=1)
+    return float(np.mean(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]) < 0))
+
+
+def test_flip_rate_equals_the_pairwise_count_with_and_without_ties():
+    from fiqa_edge.metrics import flip_rate
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        n = int(rng.integers(3, 80))
+        if trial % 2:  # continuous scores: (1 - tau) / 2
+            a = rng.normal(size=n)
+            b = a + rng.normal(0, 0.5, n)
+            assert flip_rate(a, b) == pytest.approx((1 - stats.kendalltau(a, b)[0]) / 2)
+        else:  # few distinct values: many ties, which never count as flips
+            a = rng.integers(0, 4, n).astype(float)
+            b = a + rng.integers(-2, 3, n)
+        assert flip_rate(a, b) == pytest.approx(_flips_by_pairs(a, b), abs=1e-12)
+    assert flip_rate(np.ones(10), np.arange(10.0)) == 0

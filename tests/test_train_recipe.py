@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -43,6 +44,23 @@ def test_smoke_recipe_writes_every_stage_and_the_summary(smoke_run):
         assert -1 <= m["srcc"] <= 1 and m["gflops"] > 0 and Path(m["checkpoint"]).is_file()
     assert summary["models"]["student"]["params"] == 1_179_641
     assert "teacher_plus" in printed and "SRCC" in printed
+
+
+def test_summary_figures_are_the_checkpoints_own(smoke_run):
+    """The student's test row, recomputed by another route (numpy preprocessing, the runtime scorer)."""
+    from fiqa_edge.metrics import quality_metrics
+    from fiqa_edge.scorer import QualityScorer
+    from fiqa_edge.train.config import load_config
+    from fiqa_edge.train.recipe import labelled_splits
+
+    out, _ = smoke_run
+    cfg = load_config(SMOKE)
+    _, _, test = labelled_splits(cfg)
+    student = json.loads((out / "summary.json").read_text())["models"]["student"]
+    scores = QualityScorer.load(student["checkpoint"]).score_batch([cfg.data.root / it.image for it in test])
+    expected = quality_metrics(scores, np.array([it.score for it in test]))
+    assert student["srcc"] == pytest.approx(expected.srcc, abs=1e-6)
+    assert student["plcc"] == pytest.approx(expected.plcc, abs=1e-4)
 
 
 def test_pseudo_labels_carry_the_teacher_hash_and_label_scale(smoke_run):

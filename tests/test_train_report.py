@@ -38,7 +38,16 @@ def test_report_on_the_sample_faces(tmp_path):
     (run / "summary.json").write_text(json.dumps({"test_images": 1, "models": {"student": model_row}}))
 
     report = make_report(run, labels, SAMPLES_DIR, pairs, tmp_path / "out", workers=0)
-    assert -1 <= report["laplacian_baseline"]["srcc"] <= 1
+    from scipy import stats
+
+    from fiqa_edge.baselines import laplacian_variance
+    from fiqa_edge.degrade import open_image_ref
+    from fiqa_edge.image_lists import read_labels
+
+    test = read_labels(labels / "test.csv", SAMPLES_DIR)
+    sharpness = [laplacian_variance(open_image_ref(it.image, SAMPLES_DIR)) for it in test]
+    expected = stats.spearmanr(sharpness, [it.score for it in test])[0]
+    assert report["laplacian_baseline"]["srcc"] == pytest.approx(expected, abs=1e-9)
     all_pairs = report["edc"]["all pairs"]
     assert all_pairs["pairs"] == 40 and all_pairs["genuine"] == 20
     assert {r["method"] for r in all_pairs["rows"]} == {"student", "laplacian"}
