@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import operator
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fiqa_edge._atomic import atomic_path
 from fiqa_edge._deps import require
@@ -79,7 +80,8 @@ def plot(report: BenchReport, path: Path) -> None:
         if r.latency is not None and quality is not None:
             points.append((r.latency.p50_ms, quality, f"{r.backend} {r.precision}"))
     if not points:
-        raise FiqaError("nothing to plot: no artifact has both a latency and a parity/accuracy figure")
+        msg = "nothing to plot: no artifact has both a latency and a parity/accuracy figure"
+        raise FiqaError(msg)
     front, best = [], float("-inf")
     for p in sorted(points, key=lambda p: (p[0], -p[1])):
         if p[1] > best:
@@ -139,9 +141,11 @@ def parse_gate(text: str) -> Gate:
     """
     match = re.fullmatch(r"\s*([A-Za-z0-9_.]+)\s*(>=|<=|==|>|<)\s*([-+0-9.eE]+)\s*", text)
     if not match:
-        raise FiqaError(f"gate {text!r}: expected FIELD OP NUMBER, e.g. 'parity.srcc>=0.99' or 'latency.p50_ms<=10'")
+        msg = f"gate {text!r}: expected FIELD OP NUMBER, e.g. 'parity.srcc>=0.99' or 'latency.p50_ms<=10'"
+        raise FiqaError(msg)
     try:
         value = float(match.group(3))
     except ValueError:
-        raise FiqaError(f"gate {text!r}: {match.group(3)!r} is not a number") from None
+        msg = f"gate {text!r}: {match.group(3)!r} is not a number"
+        raise FiqaError(msg) from None
     return Gate(text.strip(), match.group(1), match.group(2), value)

@@ -14,10 +14,11 @@ import logging
 import os
 import platform
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -25,11 +26,11 @@ from tqdm import tqdm
 from fiqa_edge._deps import is_available
 from fiqa_edge.assets import DEFAULT_MODEL, SAMPLES_DIR
 from fiqa_edge.backends import backend_for, cannot_run
+from fiqa_edge.degrade import open_image_ref, parse_ref
 from fiqa_edge.errors import FiqaError
+from fiqa_edge.image_lists import Item
 from fiqa_edge.manifest import MANIFEST_NAME, Manifest, sha256_file
 from fiqa_edge.metrics import parity, quality_metrics
-from fiqa_edge.degrade import open_image_ref, parse_ref
-from fiqa_edge.image_lists import Item
 
 from .timing import Latency, interleaved_latency
 from .worker import ArtifactWorker
@@ -57,12 +58,14 @@ def find_artifacts(targets: Sequence[str | os.PathLike[str]]) -> list[Artifact]:
     found: list[Artifact] = []
     for target in map(Path, targets):
         if not target.exists():
-            raise FiqaError(f"{target}: no such bundle, model file or folder")
+            msg = f"{target}: no such bundle, model file or folder"
+            raise FiqaError(msg)
         if target.is_dir() and target.suffix != ".mlpackage":
             bundles = [target] if (target / MANIFEST_NAME).is_file() else sorted(
                 d for d in target.iterdir() if (d / MANIFEST_NAME).is_file())
             if not bundles:
-                raise FiqaError(f"{target}: neither a bundle ({MANIFEST_NAME}) nor a folder of bundles")
+                msg = f"{target}: neither a bundle ({MANIFEST_NAME}) nor a folder of bundles"
+                raise FiqaError(msg)
             for b in bundles:
                 m = Manifest.load(b)
                 found.append(Artifact(str(b), b, m.backend, m.precision))
@@ -139,7 +142,8 @@ class _Inputs:
             except FiqaError as exc:
                 log.warning("%s; left out", exc)
         if not self.items:
-            raise FiqaError("none of the benchmark images could be read")
+            msg = "none of the benchmark images could be read"
+            raise FiqaError(msg)
         self.refs = [item.image for item in self.items]
         self.files = [(root / ref if root else Path(ref)) for ref in self.refs if parse_ref(ref)[1] is None]
         self.labels = np.array([item.score for item in self.items], dtype=np.float64)

@@ -11,8 +11,8 @@ are over every timed call.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -34,7 +34,7 @@ class Latency:
     calls: int
 
     @classmethod
-    def of(cls, seconds: Sequence[float]) -> "Latency":
+    def of(cls, seconds: Sequence[float]) -> Latency:
         ms = np.asarray(seconds, dtype=np.float64) * 1e3
         p50, p90, p99 = np.percentile(ms, [50, 90, 99])
         return cls(float(ms.min()), float(p50), float(p90), float(p99), float(ms.mean()), len(ms))

@@ -11,8 +11,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -47,9 +48,9 @@ def _end_to_end(scorer, files: Sequence[Path], batch: int, workers: int, seconds
 def _serve(conn, path: str, backend: str, threads: int | None, refs: list[str], root: str | None,
            batch_sizes: list[int], sample_names: list[str]) -> None:
     from fiqa_edge.assets import SAMPLES_DIR
+    from fiqa_edge.degrade import open_image_ref
     from fiqa_edge.preprocess import preprocess
     from fiqa_edge.scorer import QualityScorer
-    from fiqa_edge.degrade import open_image_ref
 
     from .timing import time_calls
 
@@ -81,7 +82,7 @@ def _serve(conn, path: str, backend: str, threads: int | None, refs: list[str], 
         if command == "time":
             batch, n = args
             x = inputs[batch]
-            conn.send(time_calls(lambda: scorer.backend.predict(x), n))
+            conn.send(time_calls(lambda x=x: scorer.backend.predict(x), n))
         elif command == "e2e":
             conn.send(_end_to_end(scorer, *args))
         elif command == "stop":
@@ -98,7 +99,6 @@ def _cost(scorer, manifest) -> dict[str, Any] | None:
     if not (is_available("torch") and is_available("fvcore")):
         return None
     from fiqa_edge.zoo import create_model
-
     from fiqa_edge.zoo.cost import model_cost
 
     model = getattr(scorer.backend, "model", None)
@@ -124,7 +124,8 @@ class ArtifactWorker:
         try:
             status, payload = self.conn.recv()
         except EOFError:
-            raise RuntimeError(f"the benchmark process died (exit code {self.process.exitcode})") from None
+            msg = f"the benchmark process died (exit code {self.process.exitcode})"
+            raise RuntimeError(msg) from None
         if status == "error":
             raise RuntimeError(payload)
         return payload

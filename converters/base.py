@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from fiqa_edge._deps import EXTRA_FOR, is_available
 from fiqa_edge.backends import cannot_run
@@ -113,7 +114,8 @@ class Converter(ABC, Generic[OptionsT]):
         Raises:
             FiqaError: the artifact does not match its manifest.
         """
-        raise NotImplementedError(f"{self.key} artifacts cannot be checked without running them")
+        msg = f"{self.key} artifacts cannot be checked without running them"
+        raise NotImplementedError(msg)
 
     def default_options(self) -> OptionsT:
         return self.options_type()  # type: ignore[no-any-return]

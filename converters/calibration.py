@@ -8,8 +8,8 @@ onnxruntime (a ``CalibrationDataReader``) or NNCF (a ``Dataset``) expect.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 

@@ -12,14 +12,16 @@ import hashlib
 import logging
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
 
 from fiqa_edge._atomic import atomic_path
+from fiqa_edge._output import captured_output
 from fiqa_edge.assets import SAMPLES_DIR, sample_faces
 from fiqa_edge.backends import open_backend
 from fiqa_edge.errors import ConversionError, FiqaError, TargetUnavailableError
@@ -105,7 +107,8 @@ def convert(
     for key in targets:
         reason = TARGETS[key].unavailable()
         if reason:
-            raise TargetUnavailableError(f"--to {key}: {reason}")
+            msg = f"--to {key}: {reason}"
+            raise TargetUnavailableError(msg)
     bounds = bounds or BOUNDS
     options = options or {}
     calib_source = "bundled sample faces, calibration half (5 people)" if calibration is None else "given"
@@ -137,14 +140,15 @@ def convert(
             t0 = time.perf_counter()
             final = out / f"{key}-{precision}"
             try:
-                with atomic_path(final, directory=True) as tmp:
+                with atomic_path(final, directory=True) as tmp, captured_output(f"{key} {precision}"):
                     model_file = tmp / converter.model_file
                     try:
                         built = converter.build(ctx, precision, model_file, options.get(key) or converter.default_options())
                     except FiqaError:
                         raise
                     except Exception as exc:  # the exporters and quantizers raise their own types
-                        raise ConversionError(f"{key} {precision}: {type(exc).__name__}: {exc}") from exc
+                        msg = f"{key} {precision}: {type(exc).__name__}: {exc}"
+                        raise ConversionError(msg) from exc
                     manifest = Manifest(arch=loaded.arch, preprocessing=loaded.spec, model_file=converter.model_file,
                                         backend=converter.backend, precision=precision, score_range=score_range,
                                         source_sha256=loaded.sha256)

@@ -15,7 +15,6 @@ and shapes, the weight precision and the op list.
 
 from __future__ import annotations
 
-import logging
 import shutil
 import sys
 from collections import Counter
@@ -40,10 +39,6 @@ class CoreMlOptions:
     int8_mode: str = cli_option("linear", "--coreml-int8",
                                 "CoreML int8 weights: linear symmetric quantization or 8-bit k-means palettization.",
                                 choices=("linear", "palettize"))
-
-
-if sys.platform != "darwin":  # quiet coremltools' warnings, on import, that its macOS-only runtime is missing
-    logging.getLogger("coremltools").setLevel(logging.ERROR)
 
 
 def _coremltools():
@@ -94,7 +89,8 @@ def build(loaded, precision: str, dst: Path, mode: str = "linear") -> None:
             config = cto.OptimizationConfig(global_config=cto.OpPalettizerConfig(mode="kmeans", nbits=8))
             mlmodel = cto.palettize_weights(mlmodel, config=config)
         else:
-            raise ValueError(f"CoreML int8 mode must be linear or palettize, not {mode!r}")
+            msg = f"CoreML int8 mode must be linear or palettize, not {mode!r}"
+            raise ValueError(msg)
     mlmodel.save(str(dst))
 
 
@@ -120,7 +116,8 @@ def inspect(model_file: Path, manifest: Manifest) -> dict[str, Any]:
     try:
         spec = ct.utils.load_spec(str(model_file))
     except Exception as exc:  # a damaged package
-        raise FiqaError(f"{model_file}: the CoreML spec does not load ({exc})") from exc
+        msg = f"{model_file}: the CoreML spec does not load ({exc})"
+        raise FiqaError(msg) from exc
     n = manifest.preprocessing.input_size
     (inp,), (out,) = spec.description.input, spec.description.output
     problems = []

@@ -107,7 +107,8 @@ def quantize_int8(src: Path, dst: Path, calibration: CalibrationFaces, options: 
         method = CalibrationMethod[options.calibration_method]
     except KeyError:
         known = ", ".join(m.name for m in CalibrationMethod)
-        raise ValueError(f"unknown calibration method {options.calibration_method!r}; choose from {known}") from None
+        msg = f"unknown calibration method {options.calibration_method!r}; choose from {known}"
+        raise ValueError(msg) from None
     with atomic_path(dst) as tmp, tempfile.TemporaryDirectory(dir=dst.parent) as scratch:
         prepared = Path(scratch) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared))  # shape inference and graph optimisation, as onnxruntime advises

@@ -9,7 +9,8 @@ ignored scope below (those op types, the first layer and the quality head stay
 in float) gave SRCC 0.9997, PLCC 0.9998 at the same latency (2.9 ms vs 2.8 ms,
 batch 1, 128 px). With ``max_drop`` the quantization is
 ``nncf.quantize_with_accuracy_control`` instead: layers return to float until
-SRCC against the fp32 model drops by at most ``max_drop`` on the validation faces. The bundle's backend compiles with ``INFERENCE_PRECISION_HINT=f32``:
+SRCC against the fp32 model drops by at most ``max_drop`` on the validation faces.
+The bundle's backend compiles with ``INFERENCE_PRECISION_HINT=f32``:
 on CPUs with bf16 OpenVINO would otherwise run in bf16 (slower on this CPU and
 not exact, see BACKENDS.md). The manifest is stored in the model's rt_info.
 """
@@ -69,7 +70,8 @@ def quantize_int8(model, hub: Path, calibration: CalibrationFaces, validation: C
     if max_drop is None:
         return nncf.quantize(model, data, subset_size=len(calibration), ignored_scope=ignored_scope(hub))
     if validation is None or len(validation) < 3:
-        raise ValueError("accuracy control needs 3 or more validation faces")
+        msg = "accuracy control needs 3 or more validation faces"
+        raise ValueError(msg)
     reference = np.concatenate([np.asarray(_compiled(model)(x)[0]).reshape(-1) for x in validation])
 
     def srcc_vs_fp32(compiled, items) -> float:

@@ -66,7 +66,8 @@ def build_engine(onnx_path: Path, dst: Path, input_size: int, precision: str, *,
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise ConversionError(f"{onnx_path}: TensorRT cannot parse it: {errors}")
+        msg = f"{onnx_path}: TensorRT cannot parse it: {errors}"
+        raise ConversionError(msg)
     config = builder.create_builder_config()
     config.clear_flag(trt.BuilderFlag.TF32)  # fp32 means fp32 (see the module doc)
     if precision in ("fp16", "int8"):
@@ -83,7 +84,8 @@ def build_engine(onnx_path: Path, dst: Path, input_size: int, precision: str, *,
     config.set_timing_cache(cache, ignore_mismatch=True)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise ConversionError(f"TensorRT could not build a {precision} engine from {onnx_path} (see its log above)")
+        msg = f"TensorRT could not build a {precision} engine from {onnx_path} (see its log above)"
+        raise ConversionError(msg)
     dst.write_bytes(bytes(serialized))
     if timing_cache is not None:
         with atomic_path(timing_cache) as tmp:  # other builds may read it at the same time

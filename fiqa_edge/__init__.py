@@ -43,4 +43,5 @@ def __getattr__(name: str) -> object:
         from .scorer import QualityScorer
 
         return QualityScorer
-    raise AttributeError(f"module 'fiqa_edge' has no attribute {name!r}")
+    msg = f"module 'fiqa_edge' has no attribute {name!r}"
+    raise AttributeError(msg)

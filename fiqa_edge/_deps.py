@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from functools import lru_cache
+from functools import cache
 from types import ModuleType
 
 from .errors import MissingDependencyError
@@ -32,7 +32,7 @@ EXTRA_FOR = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def is_available(module: str) -> bool:
     """True when ``module`` can be imported, without importing it."""
     return importlib.util.find_spec(module) is not None

@@ -34,7 +34,8 @@ def sample_faces(split: str | None = None) -> list[Path]:
     if split is None:
         return faces
     if split not in SAMPLE_SPLITS:
-        raise ValueError(f"split must be one of {SAMPLE_SPLITS}, not {split!r}")
+        msg = f"split must be one of {SAMPLE_SPLITS}, not {split!r}"
+        raise ValueError(msg)
     people = sorted({p.parent.name for p in faces})
     half = set(people[: len(people) // 2]) if split == "calibration" else set(people[len(people) // 2 :])
     return [p for p in faces if p.parent.name in half]
@@ -55,5 +56,6 @@ def default_model_path(backend: str = "torch") -> Path:
     )
     path = DEFAULT_BUNDLE if wants_bundle else DEFAULT_MODEL
     if not path.exists():
-        raise FiqaError(f"no bundled default model for the {backend} backend ({path.name} is not in this install): pass --model")
+        msg = f"no bundled default model for the {backend} backend ({path.name} is not in this install): pass --model"
+        raise FiqaError(msg)
     return path

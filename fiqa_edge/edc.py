@@ -56,7 +56,8 @@ def edc(
     genuine = genuine.astype(bool)
     impostor = np.sort(distance[~genuine])
     if len(impostor) == 0 or not genuine.any():
-        raise ValueError("need both genuine and impostor pairs")
+        msg = "need both genuine and impostor pairs"
+        raise ValueError(msg)
     # largest threshold with at most fmr of impostors at or below it
     k = int(np.floor(fmr * len(impostor)))
     threshold = float(impostor[k]) if k < len(impostor) else float(impostor[-1])

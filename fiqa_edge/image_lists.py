@@ -49,7 +49,8 @@ def _keep_existing(items: list[Item], root: Path, origin: Path) -> list[Item]:
         else:
             log.warning("%s: %s: no such image under %s; left out", origin, item.image, root)
     if not kept:
-        raise FiqaError(f"{origin}: none of its images exist under {root}")
+        msg = f"{origin}: none of its images exist under {root}"
+        raise FiqaError(msg)
     return kept
 
 
@@ -63,20 +64,24 @@ def read_labels(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> l
     try:
         rows = [r for r in csv.reader(path.read_text(encoding="utf-8").splitlines()) if r]
     except (OSError, UnicodeDecodeError) as exc:
-        raise FiqaError(f"{path}: cannot read labels ({exc})") from exc
+        msg = f"{path}: cannot read labels ({exc})"
+        raise FiqaError(msg) from exc
     items = []
     for n, row in enumerate(rows, start=1):
         if len(row) < 2:
-            raise FiqaError(f"{path}:{n}: expected image,score, got {row!r}")
+            msg = f"{path}:{n}: expected image,score, got {row!r}"
+            raise FiqaError(msg)
         try:
             score = float(row[1])
         except ValueError:
             if n == 1:
                 continue  # a header
-            raise FiqaError(f"{path}:{n}: score {row[1]!r} is not a number") from None
+            msg = f"{path}:{n}: score {row[1]!r} is not a number"
+            raise FiqaError(msg) from None
         items.append(Item(_with_extension(row[0].strip()), score))
     if not items:
-        raise FiqaError(f"{path}: no labelled rows")
+        msg = f"{path}: no labelled rows"
+        raise FiqaError(msg)
     return _keep_existing(items, root, path)
 
 
@@ -87,12 +92,14 @@ def read_image_list(source: str | os.PathLike[str], root: str | os.PathLike[str]
         files = sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         items = [Item(os.path.relpath(p, root)) for p in files]
         if not items:
-            raise FiqaError(f"{source}: no images in this folder")
+            msg = f"{source}: no images in this folder"
+            raise FiqaError(msg)
         return items
     try:
         rows = [r for r in csv.reader(source.read_text(encoding="utf-8").splitlines()) if r]
     except (OSError, UnicodeDecodeError) as exc:
-        raise FiqaError(f"{source}: cannot read image list ({exc})") from exc
+        msg = f"{source}: cannot read image list ({exc})"
+        raise FiqaError(msg) from exc
     if rows and rows[0][0].strip().lower() in ("image", "path", "image_name"):
         rows = rows[1:]
     return _keep_existing([Item(_with_extension(r[0].strip())) for r in rows], root, source)

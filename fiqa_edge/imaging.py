@@ -20,7 +20,6 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -33,7 +32,7 @@ __all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "ImageSource", "load_image", 
 DEFAULT_MAX_PIXELS = 89_478_485
 
 #: A file path, or the encoded bytes of an image file.
-ImageSource = Union[str, os.PathLike, bytes]
+ImageSource = str | os.PathLike | bytes
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".gif"})
 
@@ -71,7 +70,8 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
             if max_pixels is not None and im.width * im.height > max_pixels:
                 problem = (f"{im.width}×{im.height} is {im.width * im.height:,} pixels, over the limit of "
                            f"{max_pixels:,} (a decompression-bomb guard; raise max_pixels / --max-pixels to allow it)")
-                raise ImageError(f"{name}: {problem}")
+                msg = f"{name}: {problem}"
+                raise ImageError(msg)
             im.load()
             image = ImageOps.exif_transpose(im) or im
             return to_rgb(image)
@@ -91,4 +91,5 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
         problem = f"damaged or truncated image ({exc})"
     except Exception as exc:  # a decoder plug-in failing in its own way: still one line, still this file
         problem = f"cannot be decoded ({type(exc).__name__}: {exc})"
-    raise ImageError(f"{name}: {' '.join(problem.split())}")
+    msg = f"{name}: {' '.join(problem.split())}"
+    raise ImageError(msg)

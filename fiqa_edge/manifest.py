@@ -64,7 +64,8 @@ class Manifest:
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
-            raise ManifestError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            msg = f"precision must be one of {PRECISIONS}, got {self.precision!r}"
+            raise ManifestError(msg)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,14 +86,17 @@ class Manifest:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], origin: str = "manifest") -> "Manifest":
+    def from_dict(cls, d: dict[str, Any], origin: str = "manifest") -> Manifest:
         """Build from a parsed ``fiqa.json``; ``origin`` names it in errors."""
         try:
             version = int(d["schema_version"])
             if version > SCHEMA_VERSION:
-                raise ManifestError(
+                msg = (
                     f"{origin}: schema version {version} is newer than this fiqa-edge reads ({SCHEMA_VERSION}); "
                     "upgrade fiqa-edge"
+                )
+                raise ManifestError(
+                    msg
                 )
             return cls(
                 arch=str(d["arch"]),
@@ -109,17 +113,20 @@ class Manifest:
         except ManifestError:
             raise
         except (KeyError, TypeError, ValueError) as exc:
-            raise ManifestError(f"{origin}: invalid manifest ({type(exc).__name__}: {exc})") from exc
+            msg = f"{origin}: invalid manifest ({type(exc).__name__}: {exc})"
+            raise ManifestError(msg) from exc
 
     @classmethod
-    def from_json(cls, text: str, origin: str = "manifest") -> "Manifest":
+    def from_json(cls, text: str, origin: str = "manifest") -> Manifest:
         """Parse manifest JSON text; ``origin`` names it in errors."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise ManifestError(f"{origin}: unreadable manifest ({exc})") from exc
+            msg = f"{origin}: unreadable manifest ({exc})"
+            raise ManifestError(msg) from exc
         if not isinstance(data, dict):
-            raise ManifestError(f"{origin}: a manifest must be a JSON object")
+            msg = f"{origin}: a manifest must be a JSON object"
+            raise ManifestError(msg)
         return cls.from_dict(data, origin=origin)
 
     def save(self, folder: str | os.PathLike[str]) -> Path:
@@ -129,7 +136,7 @@ class Manifest:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Manifest":
+    def load(cls, path: str | os.PathLike[str]) -> Manifest:
         """Read a manifest from ``path`` (the file or its bundle folder)."""
         path = Path(path)
         if path.is_dir():
@@ -137,7 +144,9 @@ class Manifest:
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError as exc:
-            raise ManifestError(f"{path}: no such manifest") from exc
+            msg = f"{path}: no such manifest"
+            raise ManifestError(msg) from exc
         except (OSError, UnicodeDecodeError) as exc:
-            raise ManifestError(f"{path}: unreadable manifest ({exc})") from exc
+            msg = f"{path}: unreadable manifest ({exc})"
+            raise ManifestError(msg) from exc
         return cls.from_json(text, origin=str(path))

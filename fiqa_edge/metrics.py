@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -91,9 +91,11 @@ def quality_metrics(predictions: Sequence[float], labels: Sequence[float]) -> Qu
     x = np.asarray(predictions, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
-        raise ValueError(f"predictions and labels must be 1-D and equal in length, got {x.shape} and {y.shape}")
+        msg = f"predictions and labels must be 1-D and equal in length, got {x.shape} and {y.shape}"
+        raise ValueError(msg)
     if len(x) < 3:
-        raise ValueError(f"need at least 3 predictions to correlate, got {len(x)}")
+        msg = f"need at least 3 predictions to correlate, got {len(x)}"
+        raise ValueError(msg)
     try:
         mapped, fitted = fit_logistic(x, y)(x), True
     except (RuntimeError, ValueError) as exc:
@@ -130,7 +132,8 @@ def parity(reference: np.ndarray, candidate: np.ndarray) -> Parity:
 
     ref, cand = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
     if ref.shape != cand.shape or ref.ndim != 1 or len(ref) < 3:
-        raise ValueError(f"need two equal 1-D score arrays of 3 or more, got {ref.shape} and {cand.shape}")
+        msg = f"need two equal 1-D score arrays of 3 or more, got {ref.shape} and {cand.shape}"
+        raise ValueError(msg)
     diff = np.abs(ref - cand)
     return Parity(images=len(ref), max_abs=float(diff.max()), mean_abs=float(diff.mean()),
                   srcc=float(stats.spearmanr(ref, cand)[0]), plcc=float(stats.pearsonr(ref, cand)[0]),

@@ -10,9 +10,10 @@ N×N, scale to [0, 1], normalise with the ImageNet mean/std, NCHW float32.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -50,13 +51,17 @@ class PreprocessSpec:
 
     def __post_init__(self) -> None:
         if self.input_size < 1:
-            raise ValueError(f"input_size must be positive, got {self.input_size}")
+            msg = f"input_size must be positive, got {self.input_size}"
+            raise ValueError(msg)
         if self.interpolation not in _FILTERS:
-            raise ValueError(f"interpolation must be one of {sorted(_FILTERS)}, got {self.interpolation!r}")
+            msg = f"interpolation must be one of {sorted(_FILTERS)}, got {self.interpolation!r}"
+            raise ValueError(msg)
         if self.resize is not None and self.resize < self.input_size:
-            raise ValueError(f"resize ({self.resize}) must be at least input_size ({self.input_size})")
+            msg = f"resize ({self.resize}) must be at least input_size ({self.input_size})"
+            raise ValueError(msg)
         if (self.crop, self.layout, self.dtype, self.color) != ("center", "NCHW", "float32", "RGB"):
-            raise ValueError("only crop=center, layout=NCHW, dtype=float32, color=RGB are implemented")
+            msg = "only crop=center, layout=NCHW, dtype=float32, color=RGB are implemented"
+            raise ValueError(msg)
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
 
@@ -73,12 +78,13 @@ class PreprocessSpec:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "PreprocessSpec":
+    def from_dict(cls, d: dict[str, Any]) -> PreprocessSpec:
         """Inverse of :meth:`to_dict`; unknown keys are rejected."""
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown preprocessing keys: {sorted(unknown)}")
+            msg = f"unknown preprocessing keys: {sorted(unknown)}"
+            raise ValueError(msg)
         return cls(**{k: tuple(v) if k in ("mean", "std") else v for k, v in d.items()})
 
 
@@ -117,7 +123,8 @@ def _normalisation_table(mean: tuple[float, float, float], std: tuple[float, flo
 def preprocess(image: Image.Image, spec: PreprocessSpec) -> np.ndarray:
     """Turn one RGB PIL image into a (3, N, N) float32 array as ``spec`` says."""
     if image.mode != "RGB":
-        raise ValueError(f"expected an RGB image, got mode {image.mode}: decode with fiqa_edge.imaging.load_image")
+        msg = f"expected an RGB image, got mode {image.mode}: decode with fiqa_edge.imaging.load_image"
+        raise ValueError(msg)
     pixels = _resize_and_crop(image, spec)
     table = _normalisation_table(spec.mean, spec.std)
     return np.stack([table[c][pixels[..., c]] for c in range(3)])

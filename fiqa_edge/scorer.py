@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 from PIL import Image
@@ -30,7 +30,7 @@ from .preprocess import PreprocessSpec, preprocess
 __all__ = ["ImageInput", "QualityScorer", "ScoreResult", "collect_images"]
 
 #: What :meth:`QualityScorer.score` accepts: a path, encoded bytes, a PIL image or an HxWx3 uint8 RGB array.
-ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class QualityScorer:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         arch: str | None = None,
         input_size: int | None = None,
-    ) -> "QualityScorer":
+    ) -> QualityScorer:
         """Open a bundle folder or a model file.
 
         Args:
@@ -120,11 +120,13 @@ class QualityScorer:
             return to_rgb(image)
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3 or 0 in image.shape:
-                raise ImageError(f"<array>: expected an HxWx3 uint8 RGB array, got shape {image.shape} of {image.dtype}")
+                msg = f"<array>: expected an HxWx3 uint8 RGB array, got shape {image.shape} of {image.dtype}"
+                raise ImageError(msg)
             return Image.fromarray(np.ascontiguousarray(image), "RGB")
         if isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
             return load_image(image, max_pixels=self.max_pixels)
-        raise ImageError(f"<{type(image).__name__}>: not an image input (path, bytes, PIL image or HxWx3 uint8 array)")
+        msg = f"<{type(image).__name__}>: not an image input (path, bytes, PIL image or HxWx3 uint8 array)"
+        raise ImageError(msg)
 
     def prepare(self, image: ImageInput) -> np.ndarray:
         """Decode and preprocess one input into the (3, N, N) float32 model input."""
@@ -161,9 +163,11 @@ class QualityScorer:
         others. ``workers=0`` decodes in the calling thread.
         """
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+            msg = f"batch_size must be at least 1, got {batch_size}"
+            raise ValueError(msg)
         if workers < 0:
-            raise ValueError(f"workers must be 0 or more, got {workers}")
+            msg = f"workers must be 0 or more, got {workers}"
+            raise ValueError(msg)
         window = 2 * batch_size + workers
         with ThreadPoolExecutor(max_workers=workers) if workers else _Inline() as pool:
             queued: deque[tuple[str, Future]] = deque()
@@ -203,7 +207,7 @@ class QualityScorer:
 class _Inline:
     """A stand-in executor that runs each task at submission (``workers=0``)."""
 
-    def __enter__(self) -> "_Inline":
+    def __enter__(self) -> _Inline:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -72,7 +72,6 @@ def bad_files(tmp_path_factory: pytest.TempPathFactory, faces: list[Path]) -> di
 def official_student(tmp_path_factory: pytest.TempPathFactory):
     """(model, path) of an official-layout EdgeNeXt-XXS saved as torch.save(state_dict)."""
     import torch
-
     from official_reference import OfficialEdgeNeXtXXS, spread_outputs
 
     torch.manual_seed(0)

@@ -15,9 +15,9 @@ from fiqa_edge.benchmarks.bench_report import parse_gate
 from fiqa_edge.benchmarks.harness import find_artifacts, run_bench
 from fiqa_edge.cli import main
 from fiqa_edge.errors import FiqaError
+from fiqa_edge.image_lists import Item
 from fiqa_edge.metrics import quality_metrics
 from fiqa_edge.scorer import QualityScorer
-from fiqa_edge.image_lists import Item
 
 QUICK = ["--rounds", "2", "--per-round", "2", "--warmup", "1"]
 

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
+from official_reference import OfficialSwinB, official_score, spread_outputs
 
 from fiqa_edge.cli import main
-
-from official_reference import OfficialSwinB, official_score, spread_outputs
 
 
 def _rows(text: str) -> list[dict[str, str]]:
@@ -103,11 +102,13 @@ def test_console_script_and_module_entry_points():
     assert module.returncode == 0 and "fiqa-edge" in module.stdout
 
 
-@pytest.mark.parametrize("module", ["fiqa_edge", "fiqa_edge.cli", "fiqa_edge.scorer", "fiqa_edge.metrics", "fiqa_edge.manifest", "fiqa_edge.zoo"])
+@pytest.mark.parametrize("module", ["fiqa_edge", "fiqa_edge.cli", "fiqa_edge.scorer", "fiqa_edge.metrics", "fiqa_edge.manifest",
+                                    "fiqa_edge.zoo", "fiqa_edge.converters.targets"])
 def test_light_imports_load_no_heavy_package(module):
     code = (
         f"import sys, {module}; "
-        "heavy = [m for m in ('torch', 'timm', 'torchvision', 'openvino', 'coremltools', 'tensorrt', 'onnxruntime') if m in sys.modules]; "
+        "heavy = [m for m in ('torch', 'timm', 'torchvision', 'openvino', 'coremltools', 'tensorrt', 'onnxruntime', 'onnx', 'nncf')"
+        " if m in sys.modules]; "
         "print(','.join(heavy))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

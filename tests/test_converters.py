@@ -12,6 +12,7 @@ import onnx
 import pytest
 import torch
 from click.testing import CliRunner
+from official_reference import spread_outputs
 
 from fiqa_edge.backends import open_backend
 from fiqa_edge.cli import main
@@ -21,13 +22,11 @@ from fiqa_edge.converters.openvino import OpenVinoOptions
 from fiqa_edge.converters.targets import TARGETS
 from fiqa_edge.converters.validate import BOUNDS, Bound, enforce
 from fiqa_edge.errors import FiqaError, ParityError
-from fiqa_edge.metrics import parity as compare
 from fiqa_edge.manifest import Manifest
+from fiqa_edge.metrics import parity as compare
 from fiqa_edge.preprocess import PreprocessSpec
 from fiqa_edge.zoo import LoadedModel, create_model
 from fiqa_edge.zoo.checkpoint import save_checkpoint
-
-from official_reference import spread_outputs
 
 SPEC = PreprocessSpec(input_size=64, resize=72)
 

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from fiqa_edge.assets import DEFAULT_MODEL, SAMPLES_DIR, default_model_path
 from fiqa_edge.backends import open_backend
 from fiqa_edge.cli import main
+from fiqa_edge.degrade import apply
 from fiqa_edge.imaging import load_image
 from fiqa_edge.preprocess import preprocess
-from fiqa_edge.degrade import apply
 
 # people of the sample faces that are in the demo's test split: the model never trained on them
 HELD_OUT = ("Billy_Crystal", "Colin_Montgomerie", "Oscar_De_La_Hoya")

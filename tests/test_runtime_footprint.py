@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from official_reference import spread_outputs
 
 from fiqa_edge.converters.convert import convert
 from fiqa_edge.preprocess import PreprocessSpec
 from fiqa_edge.zoo import LoadedModel, create_model
-
-from official_reference import spread_outputs
 
 REPO = Path(__file__).parents[1]
 

@@ -11,7 +11,8 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from fiqa_edge.assets import DEFAULT_BUNDLE, DEFAULT_MODEL

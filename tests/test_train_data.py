@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
+from fiqa_edge.degrade import DEGRADATIONS, apply, open_image_ref, parse_ref
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.imaging import load_image
 from fiqa_edge.preprocess import PreprocessSpec
 from fiqa_edge.train.data import FaceDataset, Item, collate_skip_bad, read_image_list, read_labels, split_items
-from fiqa_edge.degrade import DEGRADATIONS, apply, open_image_ref, parse_ref
 from fiqa_edge.train.transforms import eval_transform
 
 

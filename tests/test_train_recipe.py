@@ -48,6 +48,7 @@ def test_smoke_recipe_writes_every_stage_and_the_summary(smoke_run):
 
 def test_summary_figures_are_the_checkpoints_own(smoke_run):
     """The student's test row, recomputed by another route (numpy preprocessing, the runtime scorer)."""
+    from fiqa_edge.degrade import open_image_ref
     from fiqa_edge.metrics import quality_metrics
     from fiqa_edge.scorer import QualityScorer
     from fiqa_edge.train.config import load_config
@@ -57,7 +58,7 @@ def test_summary_figures_are_the_checkpoints_own(smoke_run):
     cfg = load_config(SMOKE)
     _, _, test = labelled_splits(cfg)
     student = json.loads((out / "summary.json").read_text())["models"]["student"]
-    scores = QualityScorer.load(student["checkpoint"]).score_batch([cfg.data.root / it.image for it in test])
+    scores = QualityScorer.load(student["checkpoint"]).score_batch([open_image_ref(it.image, cfg.data.root) for it in test])
     expected = quality_metrics(scores, np.array([it.score for it in test]))
     assert student["srcc"] == pytest.approx(expected.srcc, abs=1e-6)
     assert student["plcc"] == pytest.approx(expected.plcc, abs=1e-4)

@@ -6,13 +6,12 @@ import json
 
 import pytest
 import torch
+from official_reference import spread_outputs
 
 from fiqa_edge.assets import SAMPLES_DIR
 from fiqa_edge.preprocess import PreprocessSpec
 from fiqa_edge.zoo import create_model
 from fiqa_edge.zoo.checkpoint import save_checkpoint
-
-from official_reference import spread_outputs
 
 pytest.importorskip("dlib", reason="the `labels` extra (dlib-bin, face-recognition-models) is not installed")
 

@@ -6,13 +6,12 @@ import pickle
 
 import pytest
 import torch
+from official_reference import OfficialEdgeNeXtXXS, OfficialSwinB
 
 from fiqa_edge.errors import CheckpointError, UnknownModelError
 from fiqa_edge.preprocess import PreprocessSpec
 from fiqa_edge.zoo import create_model, get_model_cfg, is_model, list_models, load_model
 from fiqa_edge.zoo.checkpoint import detect_arch, read_checkpoint, save_checkpoint
-
-from official_reference import OfficialEdgeNeXtXXS, OfficialSwinB
 
 
 def test_registry_lists_and_suggests():

@@ -70,11 +70,13 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise FiqaError(f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(fields)}")
+        msg = f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(fields)}"
+        raise FiqaError(msg)
     try:
         return cls(**values)
     except TypeError as exc:
-        raise FiqaError(f"{where}: {exc}") from exc
+        msg = f"{where}: {exc}"
+        raise FiqaError(msg) from exc
 
 
 def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None = None) -> RecipeConfig:
@@ -88,10 +90,12 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
-        raise FiqaError(f"{path}: cannot read config ({exc})") from exc
+        msg = f"{path}: cannot read config ({exc})"
+        raise FiqaError(msg) from exc
     raw.update(overrides or {})
     if "data" not in raw:
-        raise FiqaError(f"{path}: missing section 'data'")
+        msg = f"{path}: missing section 'data'"
+        raise FiqaError(msg)
     data = dict(raw.pop("data"))
     for key in ("root", "labels", "val", "test", "unlabelled_1", "unlabelled_2"):
         if data.get(key) is not None:

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset
 
-from fiqa_edge.errors import FiqaError, ImageError
-
 from fiqa_edge.degrade import open_image_ref
+from fiqa_edge.errors import FiqaError, ImageError
 from fiqa_edge.image_lists import Item, read_image_list, read_labels
 
 __all__ = ["Item", "FaceDataset", "collate_skip_bad", "read_image_list", "read_labels", "split_items"]
@@ -27,7 +26,8 @@ log = logging.getLogger(__name__)
 def split_items(items: Sequence[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
     """(train, validation) by a seeded shuffle; ``fraction`` goes to validation."""
     if not 0 < fraction < 1:
-        raise FiqaError(f"val_fraction must be between 0 and 1, got {fraction}")
+        msg = f"val_fraction must be between 0 and 1, got {fraction}"
+        raise FiqaError(msg)
     order = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed)).tolist()
     n_val = max(1, round(fraction * len(items)))
     return [items[i] for i in order[n_val:]], [items[i] for i in order[:n_val]]

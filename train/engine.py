@@ -14,9 +14,9 @@ import logging
 import math
 import random
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -136,7 +136,8 @@ def fit(
     Resumes from ``out/last.pt`` when it exists.
     """
     if len(train_items) < 2 or len(val_items) < 3:
-        raise FiqaError(f"{out}: need at least 2 training and 3 validation images, got {len(train_items)} and {len(val_items)}")
+        msg = f"{out}: need at least 2 training and 3 validation images, got {len(train_items)} and {len(val_items)}"
+        raise FiqaError(msg)
     out.mkdir(parents=True, exist_ok=True)
     _seed_everything(seed)
     model = load_model(cfg.init, arch=cfg.arch).model if cfg.init else create_model(cfg.arch)
@@ -150,8 +151,11 @@ def fit(
     if (out / LAST).is_file():
         state = torch.load(out / LAST, map_location="cpu", weights_only=True)
         if state["seed"] != seed or state["arch"] != cfg.arch:
-            raise FiqaError(f"{out / LAST}: made with arch {state['arch']} seed {state['seed']}; "
-                            f"this run asks {cfg.arch} seed {seed}: use another output folder")
+            msg = (
+                f"{out / LAST}: made with arch {state['arch']} seed {state['seed']}; "
+                            f"this run asks {cfg.arch} seed {seed}: use another output folder"
+            )
+            raise FiqaError(msg)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -171,7 +175,8 @@ def fit(
                             generator=torch.Generator().manual_seed(seed + epoch), drop_last=len(sampler) > cfg.batch_size)
         net.train()
         t0, total, steps = time.time(), 0.0, 0
-        bar = tqdm(loader, desc=f"{out.name} epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not (progress and dist.main), leave=False)
+        bar = tqdm(loader, desc=f"{out.name} epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not (progress and dist.main), leave=False)
         for batch in bar:
             if batch is None:
                 continue

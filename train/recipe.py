@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -77,7 +77,8 @@ def run_recipe(cfg: RecipeConfig, out: Path, dist: Dist, progress: bool = True) 
     """Run (or finish) every stage; return the summary also written to ``out/summary.json``."""
     d = cfg.data
     if d.unlabelled_1 is None or d.unlabelled_2 is None:
-        raise FiqaError("the recipe needs data.unlabelled_1 and data.unlabelled_2 (folders or CSVs of images)")
+        msg = "the recipe needs data.unlabelled_1 and data.unlabelled_2 (folders or CSVs of images)"
+        raise FiqaError(msg)
     train, val, test = labelled_splits(cfg)
     u1, u2 = read_image_list(d.unlabelled_1, d.root), read_image_list(d.unlabelled_2, d.root)
     fit_on = train + val  # the labelled images a pseudo-labeller may see

@@ -17,12 +17,12 @@ from tqdm import tqdm
 
 from fiqa_edge._atomic import atomic_path, atomic_write_text
 from fiqa_edge.baselines import laplacian_variance
+from fiqa_edge.degrade import open_image_ref
 from fiqa_edge.edc import EdcCurve, edc
 from fiqa_edge.metrics import quality_metrics
 from fiqa_edge.zoo import load_model
 
 from .data import Item, read_labels
-from fiqa_edge.degrade import open_image_ref
 from .distributed import Dist
 from .engine import predict
 from .utility_labels import lfw_pair_refs
@@ -60,7 +60,8 @@ def make_report(run: Path, labels_dir: Path, root: Path, pairs: Path, out: Path,
     images = sorted({r for a, b, _ in pair_list for r in (a, b)})
     items = [Item(r) for r in images]
     student = load_model(summary["models"]["student"]["checkpoint"])
-    q_student = predict(student.model, items, root, student.spec, Dist(), batch_size=batch_size, workers=workers, desc="student (pair images)")
+    q_student = predict(student.model, items, root, student.spec, Dist(), batch_size=batch_size, workers=workers,
+                        desc="student (pair images)")
     q_lap = _laplacian(items, root, "laplacian (pair images)")
     index = {r: i for i, r in enumerate(images)}
     a_idx = np.array([index[a] for a, _, _ in pair_list])
@@ -104,7 +105,8 @@ def _markdown(report: dict) -> str:
         lines.append(f"| {name} ({m['arch']}, {m['input_size']} px) | {m['srcc']:.4f} | {m['plcc']:.4f} | {m['krcc']:.4f} | "
                      f"{m['rmse']:.4f} | {m['score']:.4f} | {m['params']:,} | {m['gflops']:.4f} |")
     b = report["laplacian_baseline"]
-    lines.append(f"| variance of Laplacian | {b['srcc']:.4f} | {b['plcc']:.4f} | {b['krcc']:.4f} | {b['rmse']:.4f} | {b['score']:.4f} | – | – |")
+    figures = " | ".join(f"{b[k]:.4f}" for k in ("srcc", "plcc", "krcc", "rmse", "score"))
+    lines.append(f"| variance of Laplacian | {figures} | – | – |")
     for subset, e in report["edc"].items():
         lines += ["", f"EDC, {subset}: {e['pairs']} pairs ({e['genuine']} genuine), dlib distance, threshold fixed at the FMR.", "",
                   "| quality | FMR | FNMR, 0 % discarded | 10 % | 20 % | FNMR fall at 10 % | at 20 % |", "|---|---|---|---|---|---|---|"]

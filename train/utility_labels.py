@@ -33,10 +33,9 @@ import numpy as np
 from tqdm import tqdm
 
 from fiqa_edge._atomic import atomic_path, atomic_write_text
+from fiqa_edge.degrade import apply, sample_degradation
 from fiqa_edge.errors import FiqaError, ImageError
 from fiqa_edge.imaging import load_image
-
-from fiqa_edge.degrade import apply, sample_degradation
 
 __all__ = ["UtilityConfig", "lfw_pair_refs", "make_utility_labels", "utility"]
 
@@ -66,7 +65,8 @@ def _identities(root: Path) -> dict[str, list[str]]:
         if files:
             people[folder.name] = files
     if not people:
-        raise FiqaError(f"{root}: no identity folders with images (expected NAME/NAME_0001.jpg)")
+        msg = f"{root}: no identity folders with images (expected NAME/NAME_0001.jpg)"
+        raise FiqaError(msg)
     return people
 
 

@@ -67,7 +67,8 @@ def bundle_manifest(model: Path, embedded: str | None, where: str = "metadata") 
         return Manifest.from_json(embedded, origin=f"{model} {where}")
     if (model.parent / MANIFEST_NAME).is_file():
         return Manifest.load(model.parent)
-    raise CheckpointError(f"{model}: no fiqa manifest in the model's {where} nor {MANIFEST_NAME} beside it")
+    msg = f"{model}: no fiqa manifest in the model's {where} nor {MANIFEST_NAME} beside it"
+    raise CheckpointError(msg)
 
 
 class Backend(Protocol):
@@ -110,9 +111,12 @@ def backend_for(model: str | os.PathLike[str]) -> str:
         return Manifest.load(path).backend
     readers = _BY_SUFFIX.get(path.suffix.lower())
     if readers is None:
-        raise FiqaError(
+        msg = (
             f"{path}: cannot tell which backend reads a {path.suffix or 'suffix-less'} file "
             f"(known: {', '.join(sorted(_BY_SUFFIX))}, or a bundle folder); pass --backend"
+        )
+        raise FiqaError(
+            msg
         )
     return next((r for r in readers if is_available(BACKENDS[r][0])), readers[0])
 
@@ -139,9 +143,11 @@ def open_backend(
     if name == "auto":
         name = backend_for(model)
     if name not in BACKENDS:
-        raise FiqaError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+        msg = f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}"
+        raise FiqaError(msg)
     if not Path(model).exists():
-        raise CheckpointError(f"{model}: no such model file or bundle folder")
+        msg = f"{model}: no such model file or bundle folder"
+        raise CheckpointError(msg)
     package, target = BACKENDS[name]
     require(package, f"the {name} backend")
     module, _, cls = target.partition(":")

@@ -34,7 +34,7 @@ class CoreMlBackend:
         self.arch = manifest.arch
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, device: str | None = None, **_: object) -> "CoreMlBackend":
+    def load(cls, path: str | os.PathLike[str], *, device: str | None = None, **_: object) -> CoreMlBackend:
         """Open a bundle folder or an ``.mlpackage``.
 
         ``device``: ``all`` (default; Neural Engine, GPU or CPU as CoreML picks), ``cpu`` or ``cpu_gpu``.
@@ -42,15 +42,18 @@ class CoreMlBackend:
         import coremltools as ct
 
         if sys.platform != "darwin":
-            raise FiqaError(f"{path}: CoreML models run only on macOS (this is {sys.platform})")
+            msg = f"{path}: CoreML models run only on macOS (this is {sys.platform})"
+            raise FiqaError(msg)
         path = model_path(path)
         units = {"all": ct.ComputeUnit.ALL, "cpu": ct.ComputeUnit.CPU_ONLY, "cpu_gpu": ct.ComputeUnit.CPU_AND_GPU}
         try:
             model = ct.models.MLModel(str(path), compute_units=units[(device or "all").lower()])
         except KeyError:
-            raise FiqaError(f"CoreML device must be one of {', '.join(units)}, got {device!r}") from None
+            msg = f"CoreML device must be one of {', '.join(units)}, got {device!r}"
+            raise FiqaError(msg) from None
         except Exception as exc:  # coremltools raises assorted types for bad packages
-            raise CheckpointError(f"{path}: not a CoreML model ({str(exc).splitlines()[0][:200]})") from exc
+            msg = f"{path}: not a CoreML model ({str(exc).splitlines()[0][:200]})"
+            raise CheckpointError(msg) from exc
         return cls(model, bundle_manifest(path, model.user_defined_metadata.get(EMBEDDED_KEY)))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:

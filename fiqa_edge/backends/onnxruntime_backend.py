@@ -29,7 +29,7 @@ class OnnxRuntimeBackend:
     @classmethod
     def load(
         cls, path: str | os.PathLike[str], *, threads: int | None = None, device: str | None = None, **_: object
-    ) -> "OnnxRuntimeBackend":
+    ) -> OnnxRuntimeBackend:
         """Open ``model.onnx`` or a bundle folder holding one (manifest embedded or in fiqa.json).
 
         ``device``: ``cpu`` or ``cuda`` (default: CUDA when onnxruntime has it).
@@ -44,16 +44,19 @@ class OnnxRuntimeBackend:
             options.intra_op_num_threads = threads
         wanted = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
         if device is not None and device.lower() not in wanted:
-            raise FiqaError(f"onnxruntime device must be cpu or cuda, got {device!r}")
+            msg = f"onnxruntime device must be cpu or cuda, got {device!r}"
+            raise FiqaError(msg)
         preferred = wanted[device.lower()] if device else wanted["cuda"]
         available = ort.get_available_providers()
         if device and device.lower() == "cuda" and "CUDAExecutionProvider" not in available:
-            raise FiqaError("onnxruntime here has no CUDA provider (install onnxruntime-gpu on an NVIDIA machine)")
+            msg = "onnxruntime here has no CUDA provider (install onnxruntime-gpu on an NVIDIA machine)"
+            raise FiqaError(msg)
         providers = [p for p in preferred if p in available]
         try:
             session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            raise CheckpointError(f"{path}: not an ONNX model onnxruntime can load ({str(exc).splitlines()[0][:200]})") from exc
+            msg = f"{path}: not an ONNX model onnxruntime can load ({str(exc).splitlines()[0][:200]})"
+            raise CheckpointError(msg) from exc
         return cls(session, bundle_manifest(path, session.get_modelmeta().custom_metadata_map.get(EMBEDDED_KEY)))
 
     def predict(self, batch: np.ndarray) -> np.ndarray:

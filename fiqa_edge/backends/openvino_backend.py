@@ -29,24 +29,25 @@ class OpenVinoBackend:
     name = "openvino"
     STATIC_SHAPES = 4
 
-    def __init__(self, core: "ov.Core", model: "ov.Model", manifest: Manifest, device: str, config: dict[str, str]) -> None:
+    def __init__(self, core: ov.Core, model: ov.Model, manifest: Manifest, device: str, config: dict[str, str]) -> None:
         self.core, self.model, self.device, self.config = core, model, device, config
         self.compiled = core.compile_model(model, device, config)  # dynamic batch: the fallback
-        self.by_batch: dict[int, "ov.CompiledModel"] = {}
+        self.by_batch: dict[int, ov.CompiledModel] = {}
         self.manifest = manifest
         self.spec = manifest.preprocessing
         self.arch = manifest.arch
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, precision_hint: str = "f32",
-             device: str | None = None, **_: object) -> "OpenVinoBackend":
+             device: str | None = None, **_: object) -> OpenVinoBackend:
         """Open an IR, an ``.onnx`` file or a bundle folder on ``device`` (default ``CPU``)."""
         path = model_path(path)
         core = ov.Core()
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses for bad files
-            raise CheckpointError(f"{path}: not an OpenVINO IR ({str(exc).splitlines()[0][:200]})") from exc
+            msg = f"{path}: not an OpenVINO IR ({str(exc).splitlines()[0][:200]})"
+            raise CheckpointError(msg) from exc
         # an IR keeps the manifest in its rt_info; an ONNX file's metadata_props arrive under "framework"
         key = next((k for k in ([EMBEDDED_KEY, "manifest"], ["framework", EMBEDDED_KEY]) if model.has_rt_info(k)), None)
         manifest = bundle_manifest(path, model.get_rt_info(key).astype(str) if key else None, "rt_info")
@@ -55,7 +56,7 @@ class OpenVinoBackend:
             config["INFERENCE_NUM_THREADS"] = str(threads)
         return cls(core, model, manifest, (device or "CPU").upper(), config)
 
-    def _for_shape(self, shape: tuple[int, ...]) -> "ov.CompiledModel":
+    def _for_shape(self, shape: tuple[int, ...]) -> ov.CompiledModel:
         compiled = self.by_batch.get(shape[0])
         if compiled is None and len(self.by_batch) < self.STATIC_SHAPES:
             static = self.model.clone()

@@ -36,7 +36,8 @@ def cuda_check(result: tuple) -> object:
     rt = cudart()
     err, *values = result
     if err != rt.cudaError_t.cudaSuccess:
-        raise FiqaError(f"CUDA error {err}: {rt.cudaGetErrorString(err)[1].decode()}")
+        msg = f"CUDA error {err}: {rt.cudaGetErrorString(err)[1].decode()}"
+        raise FiqaError(msg)
     return values[0] if len(values) == 1 else tuple(values) if values else None
 
 
@@ -47,7 +48,8 @@ def device_index(device: str | int | None) -> int:
     try:
         return int(str(device).split(":")[-1])
     except ValueError:
-        raise FiqaError(f"TensorRT device must be a CUDA device index such as 0 or cuda:1, got {device!r}") from None
+        msg = f"TensorRT device must be a CUDA device index such as 0 or cuda:1, got {device!r}"
+        raise FiqaError(msg) from None
 
 
 class TensorRtBackend:
@@ -55,7 +57,7 @@ class TensorRtBackend:
 
     name = "tensorrt"
 
-    def __init__(self, engine: "trt.ICudaEngine", manifest: Manifest, device: int = 0) -> None:
+    def __init__(self, engine: trt.ICudaEngine, manifest: Manifest, device: int = 0) -> None:
         self.cudart = cudart()
         cuda_check(self.cudart.cudaSetDevice(device))
         self.engine = engine
@@ -75,22 +77,26 @@ class TensorRtBackend:
         self._d_out = cuda_check(self.cudart.cudaMalloc(self._out_bytes))
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, device: str | None = None, **_: object) -> "TensorRtBackend":
+    def load(cls, path: str | os.PathLike[str], *, device: str | None = None, **_: object) -> TensorRtBackend:
         """Deserialize the engine of a bundle folder (or an engine file with ``fiqa.json`` beside it).
 
         ``device``: a CUDA device index such as ``0`` or ``cuda:1`` (default 0).
         """
         path = model_path(path)
         if not (path.parent / MANIFEST_NAME).is_file():
-            raise CheckpointError(f"{path}: a TensorRT engine needs its {MANIFEST_NAME} beside it (engines carry no metadata)")
+            msg = f"{path}: a TensorRT engine needs its {MANIFEST_NAME} beside it (engines carry no metadata)"
+            raise CheckpointError(msg)
         manifest = Manifest.load(path.parent)
         index = device_index(device)
         cuda_check(cudart().cudaSetDevice(index))  # the engine is deserialized onto this device
         logger = trt.Logger(trt.Logger.WARNING)
         engine = trt.Runtime(logger).deserialize_cuda_engine(path.read_bytes())
         if engine is None:
-            raise CheckpointError(f"{path}: not a TensorRT engine this TensorRT {trt.__version__} and GPU can load "
-                                  "(engines are tied to the TensorRT version and GPU model that built them)")
+            msg = (
+                f"{path}: not a TensorRT engine this TensorRT {trt.__version__} and GPU can load "
+                                  "(engines are tied to the TensorRT version and GPU model that built them)"
+            )
+            raise CheckpointError(msg)
         return cls(engine, manifest, index)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -105,7 +111,8 @@ class TensorRtBackend:
         self.context.set_tensor_address(self._output, int(self._d_out))
         cuda_check(cudart.cudaMemcpyAsync(self._d_in, batch.ctypes.data, batch.nbytes, kind.cudaMemcpyHostToDevice, self.stream))
         if not self.context.execute_async_v3(int(self.stream)):
-            raise FiqaError("TensorRT failed to run the engine (see its log above)")
+            msg = "TensorRT failed to run the engine (see its log above)"
+            raise FiqaError(msg)
         cuda_check(cudart.cudaMemcpyAsync(out.ctypes.data, self._d_out, out.nbytes, kind.cudaMemcpyDeviceToHost, self.stream))
         cuda_check(cudart.cudaStreamSynchronize(self.stream))
         return out.astype(np.float64)

@@ -34,7 +34,7 @@ class TorchBackend:
         device: str | None = None,
         arch: str | None = None,
         input_size: int | None = None,
-    ) -> "TorchBackend":
+    ) -> TorchBackend:
         """Load a checkpoint (architecture named or recognised from its keys).
 
         ``threads`` sets torch's process-wide intra-op thread count.

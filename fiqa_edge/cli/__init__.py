@@ -11,13 +11,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import sys
 from pathlib import Path
 
 import click
 
 from .. import __version__
+from .._output import configure_logging
 from ..backends import BACKENDS
 from ..errors import FiqaError
 from ..imaging import DEFAULT_MAX_PIXELS
@@ -37,13 +37,14 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="fiqa-edge")
-@click.option("-v", "--verbose", is_flag=True, help="Log progress details to stderr.")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log progress details to stderr, and what exporters and quantizers print (hidden otherwise).")
 def main(verbose: bool) -> None:
     """Face image quality assessment, from training to edge devices.
 
     Scores are on the model's label scale; higher means a better face image.
     """
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(verbose)
 
 
 @main.command()
@@ -152,8 +153,8 @@ def info(model: str, arch: str | None, input_size: int | None, as_json: bool) ->
     GFLOPs follow the challenge's convention (fvcore: a multiply-add counts
     once); the full count of torch's flop counter (multiply-add = 2) is shown too.
     """
-    from ..zoo.cost import model_cost
     from ..zoo import create_model, get_model_cfg, is_model, load_model
+    from ..zoo.cost import model_cost
 
     if Path(model).exists() or not is_model(model):
         loaded = load_model(model, arch=arch, input_size=input_size)
@@ -190,7 +191,10 @@ def models(pattern: str) -> None:
         click.echo(f"{name:<20} {cfg.input_size:>4}px  {cfg.description}")
 
 
-from . import bench as _bench, convert as _convert, train as _train  # noqa: E402  (attach the other commands)
+# the other command families, attached last (they import this module's group)
+from . import bench as _bench  # noqa: E402
+from . import convert as _convert  # noqa: E402
+from . import train as _train  # noqa: E402
 
 main.add_command(_train.train)
 main.add_command(_train.pseudo_label_command)

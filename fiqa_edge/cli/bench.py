@@ -30,8 +30,8 @@ def bench() -> None:
 def _read_images(images: Path | None, labels: Path | None, root: Path | None, limit: int | None):
     from ..assets import sample_faces
     from ..errors import FiqaError
-    from ..scorer import collect_images
     from ..image_lists import Item, read_image_list, read_labels
+    from ..scorer import collect_images
 
     if labels:
         root = root or labels.parent
@@ -43,7 +43,8 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
         root = None
         items = [Item(str(p)) for p in (collect_images([images]) if images else sample_faces())]
     if not items:
-        raise FiqaError(f"{images}: no images")
+        msg = f"{images}: no images"
+        raise FiqaError(msg)
     if limit and limit < len(items):  # evenly spaced, so a sorted list still spans every identity
         items = [items[round(i * (len(items) - 1) / (limit - 1))] for i in range(limit)] if limit > 1 else items[:1]
     return items, root
@@ -91,8 +92,8 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
     import sys
 
     from .._atomic import atomic_write_text
-    from ..assets import DEFAULT_BUNDLE, DEFAULT_MODEL
     from .._deps import is_available
+    from ..assets import DEFAULT_BUNDLE, DEFAULT_MODEL
     from ..benchmarks.bench_report import markdown, parse_gate, plot, table
     from ..benchmarks.harness import run_bench
 
@@ -100,9 +101,11 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
     try:
         sizes = sorted({int(b) for b in batch_sizes.split(",") if b.strip()})
     except ValueError:
-        raise click.BadParameter(f"{batch_sizes!r} is not a comma-separated list of integers", param_hint="--batch-sizes") from None
+        msg = f"{batch_sizes!r} is not a comma-separated list of integers"
+        raise click.BadParameter(msg, param_hint="--batch-sizes") from None
     if not sizes or min(sizes) < 1:
-        raise click.BadParameter("batch sizes must be 1 or more", param_hint="--batch-sizes")
+        msg = "batch sizes must be 1 or more"
+        raise click.BadParameter(msg, param_hint="--batch-sizes")
     if not targets:
         targets = ((DEFAULT_MODEL,) if is_available("torch") else ()) + (DEFAULT_BUNDLE,)
     items, root = _read_images(images, labels, root, limit)
@@ -134,11 +137,12 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def bench_pseudo_label(model: Path | None, images: Path | None, input_size: int | None, batch_size: int, workers: int, as_json: bool) -> None:
+def bench_pseudo_label(model: Path | None, images: Path | None, input_size: int | None, batch_size: int, workers: int,
+                       as_json: bool) -> None:
     """Batched pseudo-labelling against the official per-image loop: images/s, ratio, score agreement."""
     from ..assets import sample_faces
-    from ..train.pseudo_label_speed import run
     from ..scorer import collect_images
+    from ..train.pseudo_label_speed import run
     from ..zoo import create_model, get_model_cfg, load_model
 
     if model:

@@ -94,18 +94,21 @@ def convert(checkpoint: Path | None, arch: str | None, targets: str, precisions:
     wanted = list(TARGETS) if targets == "all" else [t.strip() for t in targets.split(",") if t.strip()]
     unknown = [t for t in wanted if t not in TARGETS]
     if unknown:
-        raise click.UsageError(f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)} or all")
+        msg = f"unknown target(s) {', '.join(unknown)}; choose from {', '.join(TARGETS)} or all"
+        raise click.UsageError(msg)
     for key in list(wanted):
         reason = TARGETS[key].unavailable()
         if reason and targets != "all":
-            raise click.ClickException(f"--to {key}: {reason}")
+            msg = f"--to {key}: {reason}"
+            raise click.ClickException(msg)
         if reason:
             click.echo(f"warning: skipping {key}: {reason}", err=True)
             wanted.remove(key)
     precs = [p.strip() for p in precisions.split(",") if p.strip()]
     bad = [p for p in precs if p not in BOUNDS]
     if bad:
-        raise click.UsageError(f"unknown precision(s) {', '.join(bad)}; choose from {', '.join(BOUNDS)}")
+        msg = f"unknown precision(s) {', '.join(bad)}; choose from {', '.join(BOUNDS)}"
+        raise click.UsageError(msg)
     bounds = {k: replace(b, srcc=min_srcc if (min_srcc is not None and b.srcc is not None) else b.srcc,
                          plcc=min_plcc if (min_plcc is not None and b.plcc is not None) else b.plcc,
                          max_abs=max_abs if (max_abs is not None and b.max_abs is not None) else b.max_abs)
@@ -133,8 +136,8 @@ convert.help = inspect.cleandoc(convert.help or "") + "\n\n" + _target_help()
 
 def _faces(sources: tuple[Path, ...], root: Path | None) -> list[Path]:
     """Files and folders as given; CSV lists expanded relative to ``root`` or their own folder."""
-    from ..scorer import collect_images
     from ..image_lists import read_image_list
+    from ..scorer import collect_images
 
     paths: list[Path] = []
     for source in sources:

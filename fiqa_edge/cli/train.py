@@ -44,7 +44,8 @@ def train_recipe(config_path: Path, out: Path, quiet: bool) -> None:
 
 @train.command("fit")
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Folder for best.safetensors, last.pt, history.json.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for best.safetensors, last.pt, history.json.")
 @click.option("--model", "section", type=click.Choice(["teacher", "student"]), default="student", show_default=True,
               help="Which model section of the config to train.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")

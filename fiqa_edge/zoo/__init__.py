@@ -26,7 +26,7 @@ __all__ = [
 ]
 
 
-def create_model(name: str, **kwargs: Any) -> "nn.Module":
+def create_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the architecture ``name`` with random weights (nothing is downloaded).
 
     Args:
@@ -51,7 +51,7 @@ def create_model(name: str, **kwargs: Any) -> "nn.Module":
 class LoadedModel:
     """A model in eval mode with what was learnt about it while loading."""
 
-    model: "nn.Module"
+    model: nn.Module
     arch: str
     spec: PreprocessSpec
     sha256: str

@@ -12,8 +12,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import UnknownModelError
 from ..preprocess import PreprocessSpec
@@ -63,7 +64,8 @@ _MODELS: dict[str, ModelCfg] = {}
 def register_model(cfg: ModelCfg) -> ModelCfg:
     """Add ``cfg`` to the registry (names are unique)."""
     if cfg.name in _MODELS:
-        raise ValueError(f"model {cfg.name!r} is already registered")
+        msg = f"model {cfg.name!r} is already registered"
+        raise ValueError(msg)
     _MODELS[cfg.name] = cfg
     return cfg
 
@@ -97,8 +99,9 @@ def get_model_cfg(name: str) -> ModelCfg:
         )
     close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
+    msg = f"unknown model {name!r}{hint} (known: {', '.join(list_models())}, or timm:<timm architecture>)"
     raise UnknownModelError(
-        f"unknown model {name!r}{hint} (known: {', '.join(list_models())}, or timm:<timm architecture>)"
+        msg
     )
 
 

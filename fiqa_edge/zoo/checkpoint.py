@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -45,7 +46,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     """
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file")
+        msg = f"{path}: no such checkpoint file"
+        raise CheckpointError(msg)
     metadata: dict[str, Any] = {}
     try:
         if path.suffix == SAFETENSORS_SUFFIX:
@@ -58,7 +60,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch and safetensors raise many types for damaged files
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint ({reason[:200]})") from exc
+        msg = f"{path}: not a readable checkpoint ({reason[:200]})"
+        raise CheckpointError(msg) from exc
     if isinstance(obj, Mapping):
         for key in _WRAPPER_KEYS:
             if isinstance(obj.get(key), Mapping):
@@ -66,17 +69,20 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
                 obj = obj[key]
                 break
     if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(f"{path}: holds no state_dict (found {type(obj).__name__})")
+        msg = f"{path}: holds no state_dict (found {type(obj).__name__})"
+        raise CheckpointError(msg)
     state = {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
     if not state:
-        raise CheckpointError(f"{path}: holds no tensors")
+        msg = f"{path}: holds no tensors"
+        raise CheckpointError(msg)
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     if "preprocessing" in metadata:
         try:
             metadata["preprocessing"] = PreprocessSpec.from_dict(json.loads(metadata["preprocessing"]))
         except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"{path}: invalid preprocessing metadata ({exc})") from exc
+            msg = f"{path}: invalid preprocessing metadata ({exc})"
+            raise CheckpointError(msg) from exc
     return state, metadata
 
 
@@ -92,9 +98,12 @@ def detect_arch(state_dict: Mapping[str, torch.Tensor], origin: str = "checkpoin
             k in state_dict and tuple(state_dict[k].shape) == shape for k, shape in signature.items()
         ):
             return name
-    raise CheckpointError(
+    msg = (
         f"{origin}: architecture not recognised from its keys (first: {_shorten(sorted(state_dict), 3)}); "
         f"pass --arch (one of {', '.join(list_models())}, or timm:<arch>)"
+    )
+    raise CheckpointError(
+        msg
     )
 
 

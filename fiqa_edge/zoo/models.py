@@ -85,6 +85,7 @@ def fiqa_timm(arch: str) -> FiqaModel:
     if not timm.is_model(arch):
         from ..errors import UnknownModelError
 
-        raise UnknownModelError(f"timm has no architecture {arch!r}")
+        msg = f"timm has no architecture {arch!r}"
+        raise UnknownModelError(msg)
     backbone = timm.create_model(arch, pretrained=False, num_classes=0)
     return FiqaModel(backbone, backbone.num_features)
