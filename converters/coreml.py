@@ -16,7 +16,6 @@ and shapes, the weight precision and the op list.
 from __future__ import annotations
 
 import shutil
-import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
