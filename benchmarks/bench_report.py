@@ -44,7 +44,7 @@ def _notes(report: BenchReport) -> list[str]:
     for r in report.results:
         if r.reason:
             notes.append(f"{r.backend} {r.precision} ({Path(r.target).name}) {r.status}: {r.reason}")
-        if r.noisy:
+        if r.noisy and r.latency is not None:
             notes.append(f"{r.backend} {r.precision}: p90/p50 = {r.latency.p90_ms / r.latency.p50_ms:.2f}, too noisy to trust")
     return notes
 

@@ -270,12 +270,12 @@ def _parity_dict(reference: np.ndarray, candidate: np.ndarray) -> dict[str, Any]
 
 def _accuracy(results: list[BenchResult], scores: dict[int, np.ndarray], labels: np.ndarray) -> None:
     """Quality metrics against the labels, and the change from the fp32 torch row (else the backend's fp32)."""
-    for i, s in scores.items():
-        results[i].accuracy = quality_metrics(s, labels).to_dict()
-    fp32 = next((results[i].accuracy for i in scores if results[i].backend == "torch"), None)
-    for i in scores:
-        base = fp32 or next((results[j].accuracy for j in scores if results[j].precision == "fp32"
+    accuracy = {i: quality_metrics(s, labels).to_dict() for i, s in scores.items()}
+    fp32 = next((accuracy[i] for i in scores if results[i].backend == "torch"), None)
+    for i, row in accuracy.items():
+        base = fp32 or next((accuracy[j] for j in scores if results[j].precision == "fp32"
                              and results[j].backend == results[i].backend), None)
         if base is not None:
-            results[i].accuracy["delta_srcc_vs_fp32"] = results[i].accuracy["srcc"] - base["srcc"]
-            results[i].accuracy["delta_plcc_vs_fp32"] = results[i].accuracy["plcc"] - base["plcc"]
+            row["delta_srcc_vs_fp32"] = row["srcc"] - base["srcc"]
+            row["delta_plcc_vs_fp32"] = row["plcc"] - base["plcc"]
+        results[i].accuracy = row

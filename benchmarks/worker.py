@@ -12,6 +12,7 @@ import multiprocessing as mp
 import sys
 import time
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,8 @@ def _serve(conn, path: str, backend: str, threads: int | None, refs: list[str], 
 
     try:
         scorer = QualityScorer.load(path, backend, threads=threads)
-        scores, kept = [], []
+        scores: list[np.ndarray] = []
+        kept: list[np.ndarray] = []
         chunk = max(batch_sizes)  # the largest batch asked for, so the peak memory is that batch's
         for i in range(0, len(refs), chunk):
             x = np.stack([preprocess(open_image_ref(r, root), scorer.spec) for r in refs[i : i + chunk]])
@@ -82,7 +84,7 @@ def _serve(conn, path: str, backend: str, threads: int | None, refs: list[str], 
         if command == "time":
             batch, n = args
             x = inputs[batch]
-            conn.send(time_calls(lambda x=x: scorer.backend.predict(x), n))
+            conn.send(time_calls(partial(scorer.backend.predict, x), n))
         elif command == "e2e":
             conn.send(_end_to_end(scorer, *args))
         elif command == "stop":

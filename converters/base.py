@@ -118,7 +118,7 @@ class Converter(ABC, Generic[OptionsT]):
         raise NotImplementedError(msg)
 
     def default_options(self) -> OptionsT:
-        return self.options_type()  # type: ignore[no-any-return]
+        return self.options_type()
 
     @classmethod
     def cli_fields(cls) -> list[dataclasses.Field]:

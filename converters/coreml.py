@@ -50,6 +50,9 @@ def _normalised(model, spec):
     from torch import nn
 
     class Normalised(nn.Module):
+        mean: torch.Tensor
+        std: torch.Tensor
+
         def __init__(self) -> None:
             super().__init__()
             self.model = model

@@ -61,6 +61,7 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
         ImageError: the file is missing, a directory, unreadable, not an
             image, truncated, or has more than ``max_pixels`` pixels.
     """
+    opened: io.BytesIO | Path
     if isinstance(source, (bytes, bytearray, memoryview)):
         name, opened = name or "<bytes>", io.BytesIO(source)
     else:

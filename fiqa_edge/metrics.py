@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 __all__ = ["Logistic4", "Parity", "QualityMetrics", "fit_logistic", "parity", "quality_metrics"]
 
@@ -39,7 +40,7 @@ class Logistic4:
         return asdict(self)
 
 
-def fit_logistic(predictions: Sequence[float], labels: Sequence[float]) -> Logistic4:
+def fit_logistic(predictions: ArrayLike, labels: ArrayLike) -> Logistic4:
     """Fit :class:`Logistic4` from ``predictions`` to ``labels`` (official initialisation).
 
     Raises:
@@ -80,7 +81,7 @@ class QualityMetrics:
         return {**asdict(self), "score": self.score}
 
 
-def quality_metrics(predictions: Sequence[float], labels: Sequence[float]) -> QualityMetrics:
+def quality_metrics(predictions: ArrayLike, labels: ArrayLike) -> QualityMetrics:
     """SRCC, KRCC, PLCC and RMSE (after the logistic fit) and the challenge score.
 
     Raises:

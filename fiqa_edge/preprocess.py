@@ -85,7 +85,8 @@ class PreprocessSpec:
         if unknown:
             msg = f"unknown preprocessing keys: {sorted(unknown)}"
             raise ValueError(msg)
-        return cls(**{k: tuple(v) if k in ("mean", "std") else v for k, v in d.items()})
+        fields: dict[str, Any] = {k: tuple(v) if k in ("mean", "std") else v for k, v in d.items()}
+        return cls(**fields)
 
 
 def resized_size(width: int, height: int, short_side: int) -> tuple[int, int]:

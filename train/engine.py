@@ -165,7 +165,7 @@ def fit(
             log.info("%s: resuming after epoch %d of %d", out, start, cfg.epochs)
     net = DistributedDataParallel(model) if dist.active else model
     dataset = FaceDataset(train_items, root, train_transform(_spec(cfg)))
-    sampler = DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed)
+    sampler: DistributedSampler = DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed)
 
     for epoch in range(start, cfg.epochs):
         _seed_everything(seed + 1009 * epoch + 7 * dist.rank)

@@ -13,6 +13,7 @@ import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,7 +43,7 @@ def pseudo_label(
     """Score ``images``, map with the logistic fitted on ``fit_on``; rank 0 writes ``out_csv`` (+ ``.json``)."""
     model = loaded.model.to(dist.device)
     spec = loaded.spec
-    kw = dict(batch_size=batch_size, workers=workers, progress=progress)
+    kw: dict[str, Any] = dict(batch_size=batch_size, workers=workers, progress=progress)
     raw_fit = predict(model, fit_on, root, spec, dist, desc="scoring labelled set", **kw)
     labels = np.array([it.score for it in fit_on])
     ok = ~np.isnan(raw_fit)

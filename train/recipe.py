@@ -11,6 +11,7 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -82,8 +83,8 @@ def run_recipe(cfg: RecipeConfig, out: Path, dist: Dist, progress: bool = True) 
     train, val, test = labelled_splits(cfg)
     u1, u2 = read_image_list(d.unlabelled_1, d.root), read_image_list(d.unlabelled_2, d.root)
     fit_on = train + val  # the labelled images a pseudo-labeller may see
-    kw = dict(seed=cfg.seed, dist=dist, progress=progress)
-    pk = dict(batch_size=cfg.pseudo_batch_size, workers=cfg.pseudo_workers, progress=progress)
+    kw: dict[str, Any] = dict(seed=cfg.seed, dist=dist, progress=progress)
+    pk: dict[str, Any] = dict(batch_size=cfg.pseudo_batch_size, workers=cfg.pseudo_workers, progress=progress)
 
     def fit_stage(model_cfg: ModelTrainConfig, items: list[Item]) -> Callable[[Path], dict]:
         def run(folder: Path) -> dict:
@@ -106,7 +107,7 @@ def run_recipe(cfg: RecipeConfig, out: Path, dist: Dist, progress: bool = True) 
     u2_items = read_pseudo_labels(Path(p2["csv"]))
     _stage(out, "student", dist, fit_stage(cfg.student, train + u1_items + u2_items))
 
-    summary = {"test_images": len(test), "models": {}}
+    summary: dict[str, Any] = {"test_images": len(test), "models": {}}
     for name, model_cfg in zip(MODELS, (cfg.teacher, cfg.teacher, cfg.student)):
         summary["models"][name] = evaluate(out / name / BEST, model_cfg, test, d.root, dist, progress)
     if dist.main:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ class CoreMlBackend:
 
     name = "coreml"
 
-    def __init__(self, model: object, manifest: Manifest) -> None:
+    def __init__(self, model: Any, manifest: Manifest) -> None:
         self.model = model
         self.manifest = manifest
         self.spec = manifest.preprocessing

@@ -10,6 +10,7 @@ larger batches are split.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import numpy as np
 import tensorrt as trt
@@ -31,7 +32,7 @@ def cudart():
     return cudart
 
 
-def cuda_check(result: tuple) -> object:
+def cuda_check(result: tuple) -> Any:
     """Unwrap a cuda-python ``(error, value...)`` result, raising on an error code."""
     rt = cudart()
     err, *values = result

@@ -92,5 +92,5 @@ def load_model(path: str | os.PathLike[str], arch: str | None = None, input_size
     check_fits(model, state, arch, origin=str(path))
     model.load_state_dict(state)
     model.eval()
-    spec = _resolve_spec(meta.get("preprocessing"), arch, input_size)  # type: ignore[arg-type]
+    spec = _resolve_spec(meta.get("preprocessing"), arch, input_size)
     return LoadedModel(model=model, arch=arch, spec=spec, sha256=sha256_file(path), path=path)

@@ -11,6 +11,8 @@ is downloaded; checkpoints are loaded by :mod:`fiqa_edge.zoo.checkpoint`.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -88,4 +90,4 @@ def fiqa_timm(arch: str) -> FiqaModel:
         msg = f"timm has no architecture {arch!r}"
         raise UnknownModelError(msg)
     backbone = timm.create_model(arch, pretrained=False, num_classes=0)
-    return FiqaModel(backbone, backbone.num_features)
+    return FiqaModel(backbone, cast(int, backbone.num_features))  # every timm model sets it
