@@ -28,6 +28,22 @@ def test_help_lists_the_commands():
         assert f"  {command} " in result.output
 
 
+def test_models_names_the_official_checkpoints():
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0
+    assert "official checkpoint: FIQA_EdgeNeXt_XXS" in result.output and "official checkpoint: FIQA_Swin_B" in result.output
+
+
+def test_convert_help_lists_every_target_and_its_state():
+    from fiqa_edge.converters.targets import TARGETS
+
+    result = CliRunner().invoke(main, ["convert", "--help"])
+    assert result.exit_code == 0
+    for key in TARGETS:
+        assert f"  {key}: fp32" in result.output
+    assert "tensorrt" in result.output and "not yet run on a GPU" in result.output
+
+
 def test_score_matches_official_script_for_student(official_student, faces, tmp_path):
     model, path = official_student
     out = tmp_path / "scores.csv"

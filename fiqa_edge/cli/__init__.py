@@ -188,7 +188,8 @@ def models(pattern: str) -> None:
 
     for name in list_models(pattern):
         cfg = get_model_cfg(name)
-        click.echo(f"{name:<20} {cfg.input_size:>4}px  {cfg.description}")
+        official = f" (official checkpoint: {cfg.official_name})" if cfg.official_name else ""
+        click.echo(f"{name:<20} {cfg.input_size:>4}px  {cfg.description}{official}")
 
 
 # the other command families, attached last (they import this module's group)
