@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from fiqa_edge._atomic import atomic_path
-from fiqa_edge._deps import has_nvidia_gpu, is_available, require
+from fiqa_edge._deps import require
+from fiqa_edge.backends import cannot_run
 from fiqa_edge.errors import ConversionError
 from fiqa_edge.manifest import Manifest
 
@@ -106,11 +107,8 @@ class TensorRtConverter(Converter[TensorRtOptions]):
     note = "not yet run on a GPU: written to the TensorRT 10 API, never validated on real hardware"
 
     def unavailable(self) -> str | None:
-        if not is_available("tensorrt"):
-            return "the tensorrt package is not installed (pip install 'fiqa-edge[tensorrt]' on an NVIDIA GPU machine)"
-        if not has_nvidia_gpu():
-            return "TensorRT needs an NVIDIA GPU and this machine has none"
-        return None
+        """Engines are built on the GPU they will run on: the package and a GPU must both be here."""
+        return cannot_run(self.backend)
 
     def build(self, ctx: BuildContext, precision: str, dst: Path, options: TensorRtOptions) -> dict[str, Any]:
         """Build the engine; the GPU and TensorRT version go into the manifest (an engine runs only there)."""

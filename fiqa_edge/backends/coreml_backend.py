@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import CheckpointError, FiqaError
 from ..manifest import EMBEDDED_KEY, Manifest
-from . import bundle_manifest, model_path
+from . import bundle_manifest, cannot_run, model_path
 
 __all__ = ["CoreMlBackend", "INPUT", "OUTPUT"]
 
@@ -42,8 +42,9 @@ class CoreMlBackend:
         """
         import coremltools as ct
 
-        if sys.platform != "darwin":
-            msg = f"{path}: CoreML models run only on macOS (this is {sys.platform})"
+        reason = cannot_run("coreml")
+        if reason:
+            msg = f"{path}: {reason} (this is {sys.platform})"
             raise FiqaError(msg)
         path = model_path(path)
         units = {"all": ct.ComputeUnit.ALL, "cpu": ct.ComputeUnit.CPU_ONLY, "cpu_gpu": ct.ComputeUnit.CPU_AND_GPU}
