@@ -77,6 +77,7 @@ class Converter(ABC, Generic[OptionsT]):
         precisions: what it builds.
         options_type: its settings dataclass.
         note: a caveat shown in ``fiqa-edge convert --help`` and the README's target table.
+        embeds_manifest: whether the model file carries its manifest (else only ``fiqa.json`` beside it does).
     """
 
     key: ClassVar[str]
@@ -86,6 +87,7 @@ class Converter(ABC, Generic[OptionsT]):
     precisions: ClassVar[tuple[str, ...]] = PRECISIONS
     options_type: ClassVar[type] = NoOptions
     note: ClassVar[str | None] = None
+    embeds_manifest: ClassVar[bool] = True
 
     def unavailable(self) -> str | None:
         """Why this target cannot be built on this machine, or None."""

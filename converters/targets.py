@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from .base import Converter
 from .coreml import CoreMlConverter
+from .executorch import ExecuTorchConverter
+from .litert import LiteRtConverter
 from .onnx import OnnxConverter
 from .openvino import OpenVinoConverter
 from .tensorrt import TensorRtConverter
@@ -21,4 +23,6 @@ TARGETS: dict[str, Converter] = {c.key: c() for c in (
     OpenVinoConverter,
     TensorRtConverter,
     CoreMlConverter,
+    LiteRtConverter,
+    ExecuTorchConverter,
 )}

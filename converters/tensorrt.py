@@ -105,6 +105,7 @@ class TensorRtConverter(Converter[TensorRtOptions]):
     key, model_file, backend, package = "tensorrt", "model.engine", "tensorrt", "tensorrt"
     options_type = TensorRtOptions
     note = "not yet run on a GPU: written to the TensorRT 10 API, never validated on real hardware"
+    embeds_manifest = False
 
     def unavailable(self) -> str | None:
         """Engines are built on the GPU they will run on: the package and a GPU must both be here."""

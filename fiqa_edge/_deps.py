@@ -29,6 +29,10 @@ EXTRA_FOR = {
     "cuda": "tensorrt",
     "sklearn": "coreml",
     "matplotlib": "plot",
+    "ai_edge_litert": "litert",
+    "litert_torch": "litert-convert",
+    "ai_edge_quantizer": "litert-convert",
+    "executorch": "executorch",
 }
 
 

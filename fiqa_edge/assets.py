@@ -1,8 +1,9 @@
 """Files shipped inside the package: sample faces and the default model.
 
-The default model ships twice: the checkpoint (torch, the source of every
-conversion) and its fp32 ONNX bundle (converted from that checkpoint and
-validated against it), so installs without torch score out of the box.
+The default model ships three times: the checkpoint (torch, the source of
+every conversion) and its fp32 ONNX and LiteRT bundles (converted from that
+checkpoint and validated against it), so installs without torch score out of
+the box with onnxruntime, OpenVINO or LiteRT.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from pathlib import Path
 from ._deps import is_available
 from .errors import FiqaError
 
-__all__ = ["SAMPLES_DIR", "DEFAULT_MODEL", "DEFAULT_BUNDLE", "SAMPLE_SPLITS", "default_model_path", "sample_faces"]
+__all__ = ["SAMPLES_DIR", "DEFAULT_MODEL", "DEFAULT_BUNDLE", "DEFAULT_LITERT_BUNDLE", "SAMPLE_SPLITS", "default_model_path", "sample_faces"]
 
 _HERE = Path(__file__).parent
 SAMPLES_DIR = _HERE / "samples" / "lfw40"
 DEFAULT_MODEL = _HERE / "weights" / "fiqa_edgenext_xxs_demo.safetensors"
 DEFAULT_BUNDLE = _HERE / "weights" / "fiqa_edgenext_xxs_demo_onnx"
+DEFAULT_LITERT_BUNDLE = _HERE / "weights" / "fiqa_edgenext_xxs_demo_litert"
 
 
 #: disjoint by identity: ``convert`` calibrates on one and validates on the other by default
@@ -45,16 +47,17 @@ def default_model_path(backend: str = "torch") -> Path:
     """The bundled default model for ``backend``.
 
     ``torch`` gets the checkpoint; ``onnxruntime`` and ``openvino`` get the
-    ONNX bundle; ``auto`` gets the ONNX bundle when either of those packages
-    is installed, else the checkpoint.
+    ONNX bundle, ``litert`` the LiteRT bundle; ``auto`` gets the ONNX bundle
+    when either of those packages is installed, else the LiteRT bundle when
+    ai-edge-litert is, else the checkpoint.
 
     Raises:
         FiqaError: this install carries no default model for that backend.
     """
-    wants_bundle = backend in ("onnxruntime", "openvino") or (
-        backend == "auto" and (is_available("onnxruntime") or is_available("openvino"))
-    )
-    path = DEFAULT_BUNDLE if wants_bundle else DEFAULT_MODEL
+    if backend == "auto":
+        backend = ("onnxruntime" if is_available("onnxruntime") or is_available("openvino")
+                   else "litert" if is_available("ai_edge_litert") else "torch")
+    path = {"onnxruntime": DEFAULT_BUNDLE, "openvino": DEFAULT_BUNDLE, "litert": DEFAULT_LITERT_BUNDLE}.get(backend, DEFAULT_MODEL)
     if not path.exists():
         msg = f"no bundled default model for the {backend} backend ({path.name} is not in this install): pass --model"
         raise FiqaError(msg)

@@ -7,6 +7,7 @@ so the CLI can print it as one line.
 from __future__ import annotations
 
 __all__ = [
+    "first_line",
     "FiqaError",
     "ImageError",
     "CheckpointError",
@@ -17,6 +18,12 @@ __all__ = [
     "ConversionError",
     "ParityError",
 ]
+
+
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """A third-party exception as one short line: its message's first line, else its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
 
 
 class FiqaError(Exception):

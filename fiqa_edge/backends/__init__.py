@@ -32,6 +32,8 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "openvino": ("openvino", "fiqa_edge.backends.openvino_backend:OpenVinoBackend"),
     "tensorrt": ("tensorrt", "fiqa_edge.backends.tensorrt_backend:TensorRtBackend"),
     "coreml": ("coremltools", "fiqa_edge.backends.coreml_backend:CoreMlBackend"),
+    "litert": ("ai_edge_litert", "fiqa_edge.backends.litert_backend:LiteRtBackend"),
+    "executorch": ("executorch", "fiqa_edge.backends.executorch_backend:ExecuTorchBackend"),
 }
 
 
@@ -90,6 +92,8 @@ _BY_SUFFIX: dict[str, tuple[str, ...]] = {
     ".engine": ("tensorrt",),
     ".plan": ("tensorrt",),
     ".mlpackage": ("coreml",),
+    ".tflite": ("litert",),
+    ".pte": ("executorch",),
     ".pt": ("torch",),
     ".pth": ("torch",),
     ".safetensors": ("torch",),

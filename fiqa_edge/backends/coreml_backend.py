@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import CheckpointError, FiqaError
+from ..errors import CheckpointError, FiqaError, first_line
 from ..manifest import EMBEDDED_KEY, Manifest
 from . import bundle_manifest, cannot_run, model_path
 
@@ -54,7 +54,7 @@ class CoreMlBackend:
             msg = f"CoreML device must be one of {', '.join(units)}, got {device!r}"
             raise FiqaError(msg) from None
         except Exception as exc:  # coremltools raises assorted types for bad packages
-            msg = f"{path}: not a CoreML model ({str(exc).splitlines()[0][:200]})"
+            msg = f"{path}: not a CoreML model ({first_line(exc)})"
             raise CheckpointError(msg) from exc
         return cls(model, bundle_manifest(path, model.user_defined_metadata.get(EMBEDDED_KEY)))
 

@@ -7,7 +7,7 @@ import os
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import CheckpointError, FiqaError
+from ..errors import CheckpointError, FiqaError, first_line
 from ..manifest import EMBEDDED_KEY, Manifest
 from . import bundle_manifest, model_path
 
@@ -55,7 +55,7 @@ class OnnxRuntimeBackend:
         try:
             session = ort.InferenceSession(str(path), options, providers=providers)
         except Exception as exc:  # onnxruntime raises its own exception types for bad files
-            msg = f"{path}: not an ONNX model onnxruntime can load ({str(exc).splitlines()[0][:200]})"
+            msg = f"{path}: not an ONNX model onnxruntime can load ({first_line(exc)})"
             raise CheckpointError(msg) from exc
         return cls(session, bundle_manifest(path, session.get_modelmeta().custom_metadata_map.get(EMBEDDED_KEY)))
 

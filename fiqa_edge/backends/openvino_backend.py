@@ -7,7 +7,7 @@ import os
 import numpy as np
 import openvino as ov
 
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 from ..manifest import EMBEDDED_KEY, Manifest
 from . import bundle_manifest, model_path
 
@@ -46,7 +46,7 @@ class OpenVinoBackend:
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises RuntimeError subclasses for bad files
-            msg = f"{path}: not an OpenVINO IR ({str(exc).splitlines()[0][:200]})"
+            msg = f"{path}: not an OpenVINO IR ({first_line(exc)})"
             raise CheckpointError(msg) from exc
         # an IR keeps the manifest in its rt_info; an ONNX file's metadata_props arrive under "framework"
         key = next((k for k in ([EMBEDDED_KEY, "manifest"], ["framework", EMBEDDED_KEY]) if model.has_rt_info(k)), None)

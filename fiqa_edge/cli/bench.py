@@ -23,7 +23,7 @@ def bench() -> None:
 
     TARGETS are bundle folders, folders of bundles, model files or torch
     checkpoints. With none, the bundled default model is measured (torch rows
-    when torch is installed, and its ONNX bundle).
+    when torch is installed, and its ONNX and LiteRT bundles where they run).
     """
 
 
@@ -93,9 +93,11 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
 
     from .._atomic import atomic_write_text
     from .._deps import is_available
-    from ..assets import DEFAULT_BUNDLE, DEFAULT_MODEL
+    from ..assets import DEFAULT_BUNDLE, DEFAULT_LITERT_BUNDLE, DEFAULT_MODEL
+    from ..backends import cannot_run
     from ..benchmarks.bench_report import markdown, parse_gate, plot, table
     from ..benchmarks.harness import run_bench
+    from ..manifest import Manifest
 
     parsed_gates = [parse_gate(g) for g in gates]
     try:
@@ -107,7 +109,8 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
         msg = "batch sizes must be 1 or more"
         raise click.BadParameter(msg, param_hint="--batch-sizes")
     if not targets:
-        targets = ((DEFAULT_MODEL,) if is_available("torch") else ()) + (DEFAULT_BUNDLE,)
+        runnable = tuple(b for b in (DEFAULT_BUNDLE, DEFAULT_LITERT_BUNDLE) if cannot_run(Manifest.load(b).backend) is None)
+        targets = ((DEFAULT_MODEL,) if is_available("torch") else ()) + (runnable or (DEFAULT_BUNDLE,))
     items, root = _read_images(images, labels, root, limit)
     report = run_bench(targets, items, root=root, batch_sizes=sizes, threads=threads, workers=workers,
                        reference=reference, warmup=warmup, rounds=rounds, per_round=per_round, pause=pause)

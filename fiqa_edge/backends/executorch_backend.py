@@ -1,0 +1,81 @@
+"""The ExecuTorch backend: a ``.pte`` bundle run by ExecuTorch's Python runtime.
+
+The Python runtime (``executorch.runtime``) takes torch tensors, so this
+backend needs torch; on a phone the same ``.pte`` runs in ExecuTorch's C++,
+Android (Java/Kotlin) or iOS runtime. A ``.pte`` carries no metadata of ours:
+its ``fiqa.json`` must sit beside it. Each batch size the program was exported
+for is a method (``forward``: one image; ``forward_<N>``); a batch is split
+into the largest sizes the program has.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+
+from .._output import captured_output
+from ..errors import CheckpointError, first_line
+from ..manifest import MANIFEST_NAME, Manifest
+from . import model_path
+
+__all__ = ["ExecuTorchBackend"]
+
+_METHOD = re.compile(r"^forward(?:_(\d+))?$")
+
+
+class ExecuTorchBackend:
+    """Scores batches with the methods of an ExecuTorch program."""
+
+    name = "executorch"
+
+    def __init__(self, program: object, methods: dict[int, object], manifest: Manifest) -> None:
+        self.program = program  # the methods run on its memory
+        self.methods = methods
+        self.manifest = manifest
+        self.spec = manifest.preprocessing
+        self.arch = manifest.arch
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], **_: object) -> ExecuTorchBackend:
+        """Open ``model.pte`` (with ``fiqa.json`` beside it) or its bundle folder."""
+        path = model_path(path)
+        if not (path.parent / MANIFEST_NAME).is_file():
+            msg = f"{path}: an ExecuTorch program needs its {MANIFEST_NAME} beside it (.pte files carry no metadata)"
+            raise CheckpointError(msg)
+        manifest = Manifest.load(path.parent)
+        try:
+            with captured_output(f"ExecuTorch loading {path.name}"):  # it reports on the CPU it finds, torch warns
+                from executorch.runtime import Runtime
+
+                program = Runtime.get().load_program(str(path))  # the runtime reads (maps) the file itself
+                methods = {int(m[1] or 1): program.load_method(name)
+                           for name in program.method_names if (m := _METHOD.match(name))}
+        except OSError as exc:
+            msg = f"{path}: cannot read the program ({exc.strerror or exc})"
+            raise CheckpointError(msg) from exc
+        except Exception as exc:  # the runtime raises RuntimeError/ValueError for damaged programs
+            msg = f"{path}: not an ExecuTorch program this runtime can load ({first_line(exc)})"
+            raise CheckpointError(msg) from exc
+        if 1 not in methods:
+            msg = f"{path}: the program has no 'forward' method taking one image (methods: {sorted(program.method_names)})"
+            raise CheckpointError(msg)
+        backend = cls(program, methods, manifest)
+        n = manifest.preprocessing.input_size
+        with captured_output(f"ExecuTorch running {path.name}"):
+            backend.predict(np.zeros((1, 3, n, n), np.float32))
+        return backend
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        import torch
+
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        sizes = sorted(self.methods, reverse=True)
+        scores, start = [], 0
+        while start < len(batch):
+            size = next(s for s in sizes if s <= len(batch) - start)
+            (out,) = self.methods[size].execute([torch.from_numpy(batch[start : start + size])])  # type: ignore[attr-defined]
+            scores.append(out.numpy().reshape(-1))
+            start += size
+        return np.concatenate(scores).astype(np.float64)

@@ -1,0 +1,87 @@
+"""The LiteRT backend: a ``.tflite`` bundle run by ``ai-edge-litert`` alone (no torch).
+
+The model takes NHWC float32 (``fiqa-edge convert --to litert``); the batch
+the scorer hands over is NCHW and is transposed here. Each batch size the
+model was converted for is a signature; a batch is split into the largest
+sizes the model has.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+from ai_edge_litert.interpreter import Interpreter
+
+from .._output import captured_output
+from ..errors import CheckpointError, first_line
+from ..manifest import EMBEDDED_KEY, Manifest
+from . import bundle_manifest, model_path
+
+__all__ = ["LiteRtBackend", "embedded_manifest"]
+
+
+def embedded_manifest(data: bytes) -> str | None:
+    """The manifest JSON in a ``.tflite`` flatbuffer's ``metadata`` table, or None."""
+    model = schema.Model.GetRootAs(data, 0)
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        if entry.Name() == EMBEDDED_KEY.encode():
+            return bytes(model.Buffers(entry.Buffer()).DataAsNumpy()).decode()
+    return None
+
+
+class LiteRtBackend:
+    """Scores batches with a LiteRT interpreter (XNNPACK on the CPU)."""
+
+    name = "litert"
+
+    def __init__(self, interpreter: Interpreter, manifest: Manifest) -> None:
+        self.interpreter = interpreter
+        self.manifest = manifest
+        self.spec = manifest.preprocessing
+        self.arch = manifest.arch
+        self.runners: dict[int, tuple[object, str, bool]] = {}
+        for name, io in interpreter.get_signature_list().items():
+            runner = interpreter.get_signature_runner(name)
+            (input_name,) = io["inputs"]
+            shape = runner.get_input_details()[input_name]["shape"]
+            self.runners[int(shape[0])] = (runner, input_name, int(shape[-1]) == 3)
+        if 1 not in self.runners:
+            msg = f"a LiteRT model needs a batch-1 signature; it has batch sizes {sorted(self.runners)}"
+            raise CheckpointError(msg)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, **_: object) -> LiteRtBackend:
+        """Open ``model.tflite`` or its bundle folder."""
+        path = model_path(path)
+        try:
+            data = path.read_bytes()
+            interpreter = Interpreter(model_content=data, num_threads=threads)
+            embedded = embedded_manifest(data)
+        except OSError as exc:
+            msg = f"{path}: cannot read the model ({exc.strerror or exc})"
+            raise CheckpointError(msg) from exc
+        except Exception as exc:  # the interpreter and the flatbuffer reader raise assorted types
+            msg = f"{path}: not a LiteRT (.tflite) model ({first_line(exc)})"
+            raise CheckpointError(msg) from exc
+        backend = cls(interpreter, bundle_manifest(path, embedded))
+        n = backend.spec.input_size
+        with captured_output(f"LiteRT running {path.name}"):  # its C++ code announces the XNNPACK delegate on first use
+            backend.predict(np.zeros((1, 3, n, n), np.float32))
+        return backend
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        sizes = sorted(self.runners, reverse=True)
+        scores, start = [], 0
+        while start < len(batch):
+            size = next(s for s in sizes if s <= len(batch) - start)
+            runner, input_name, nhwc = self.runners[size]
+            x = batch[start : start + size]
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if nhwc else x
+            (out,) = runner(**{input_name: x}).values()  # type: ignore[operator]
+            scores.append(np.asarray(out).reshape(-1))
+            start += size
+        return np.concatenate(scores).astype(np.float64)
