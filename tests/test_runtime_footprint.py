@@ -1,4 +1,5 @@
-"""A device install: `pip install 'fiqa-edge[onnxruntime]'` in a clean venv brings no torch, scores and benches."""
+"""Device installs: `pip install 'fiqa-edge[onnxruntime]'` or `'fiqa-edge[litert]'` in a clean venv brings no
+torch, scores and benches."""
 
 from __future__ import annotations
 
@@ -71,4 +72,44 @@ def test_onnxruntime_install_scores_without_torch(tmp_path, faces):
     report = json.loads(bench.stdout)
     (row,) = report["results"]
     assert (row["backend"], row["status"], row["params"]) == ("onnxruntime", "ok", 1_179_641)
+    assert row["parity"]["reference"].startswith("stored scores") and row["parity"]["max_abs"] <= 1e-4
+
+
+def _device_venv(tmp_path: Path, extra: str) -> tuple[Path, dict[str, str]]:
+    venv = tmp_path / "device"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", f"{REPO}[{extra}]"],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    probe = "import importlib.util as u; print([m for m in ('torch', 'timm', 'torchvision', 'onnxruntime') if u.find_spec(m)])"
+    assert subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, env=env).stdout.strip() == "[]"
+    return venv, env
+
+
+@pytest.mark.slow
+def test_litert_install_scores_without_torch(tmp_path, faces):
+    venv, env = _device_venv(tmp_path, "litert")
+    cli = str(venv / "bin" / "fiqa-edge")
+    # no --model: with only ai-edge-litert installed, the bundled LiteRT bundle scores
+    done = subprocess.run([cli, "score", str(faces[0].parent.parent), "-q"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "scored 40 of 40 images with litert" in done.stderr and "XNNPACK" not in done.stderr
+    from fiqa_edge.assets import DEFAULT_MODEL
+    from fiqa_edge.scorer import QualityScorer
+
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    expected = QualityScorer.load(DEFAULT_MODEL, "torch").score_batch([Path(r["path"]) for r in rows])
+    assert np.abs(np.array([float(r["score"]) for r in rows]) - expected).max() <= 1e-4
+
+    bad = tmp_path / "broken.tflite"
+    bad.write_bytes(b"not a flatbuffer")
+    broken = subprocess.run([cli, "score", str(faces[0]), "--model", str(bad)], capture_output=True, text=True, env=env)
+    assert broken.returncode == 1 and broken.stderr.strip().count("\n") == 0 and str(bad) in broken.stderr
+
+    bench = subprocess.run([cli, "bench", "--rounds", "1", "--per-round", "1", "--warmup", "0", "--limit", "8", "--json", "-"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert bench.returncode == 0, bench.stderr[-2000:]
+    (row,) = json.loads(bench.stdout)["results"]
+    assert (row["backend"], row["status"], row["params"]) == ("litert", "ok", 1_179_641)
     assert row["parity"]["reference"].startswith("stored scores") and row["parity"]["max_abs"] <= 1e-4

@@ -58,7 +58,8 @@ class LiteRtBackend:
         path = model_path(path)
         try:
             data = path.read_bytes()
-            interpreter = Interpreter(model_content=data, num_threads=threads)
+            with captured_output(f"LiteRT loading {path.name}"):  # its C++ code reports a bad file on stderr too
+                interpreter = Interpreter(model_content=data, num_threads=threads)
             embedded = embedded_manifest(data)
         except OSError as exc:
             msg = f"{path}: cannot read the model ({exc.strerror or exc})"

@@ -117,14 +117,14 @@ def convert(checkpoint: Path | None, arch: str | None, targets: str, precisions:
     results = run_convert(loaded, wanted, out=out, precisions=precs, calibration=_faces(calib, root) if calib else None,
                           validation=_faces(validate, root) if validate else None, bounds=bounds,
                           options=_options_from(target_options), progress=not quiet)
-    click.echo(f"{'target':<10}{'precision':<11}{'status':<8}{'MB':>7}{'s':>7}{'max |Δ|':>10}{'SRCC':>9}  bundle / error")
+    click.echo(f"{'target':<12}{'precision':<11}{'status':<8}{'MB':>7}{'s':>7}{'max |Δ|':>10}{'SRCC':>9}  bundle / error")
     for r in results:
         if r.error:
-            click.echo(f"{r.target:<10}{r.precision:<11}{'FAILED':<8}{'':>7}{r.seconds:>7.1f}{'':>10}{'':>9}  {r.error}")
+            click.echo(f"{r.target:<12}{r.precision:<11}{'FAILED':<8}{'':>7}{r.seconds:>7.1f}{'':>10}{'':>9}  {r.error}")
         else:
             p = r.parity
             figures = f"{p['max_abs']:>10.1e}{p['srcc']:>9.5f}" if p else f"{'-':>10}{'-':>9}"
-            click.echo(f"{r.target:<10}{r.precision:<11}{'ok':<8}{r.size_mb:>7.2f}{r.seconds:>7.1f}{figures}  {r.bundle}"
+            click.echo(f"{r.target:<12}{r.precision:<11}{'ok':<8}{r.size_mb:>7.2f}{r.seconds:>7.1f}{figures}  {r.bundle}"
                        + (f" ({r.note})" if r.note else ""))
     if any(r.error for r in results):
         sys.exit(1)

@@ -1,0 +1,134 @@
+"""LiteRT and ExecuTorch: the bundled LiteRT bundle, int8 placement, batch signatures, delegation,
+bad model files, and the README's app snippets against the bundles' own names."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fiqa_edge.assets import DEFAULT_BUNDLE, DEFAULT_LITERT_BUNDLE, DEFAULT_MODEL, SAMPLES_DIR
+from fiqa_edge.backends import cannot_run, open_backend
+from fiqa_edge.converters.targets import TARGETS
+from fiqa_edge.errors import CheckpointError
+from fiqa_edge.manifest import Manifest
+from fiqa_edge.scorer import QualityScorer
+
+README = Path(__file__).parents[1] / "README.md"
+needs_litert = pytest.mark.skipif(cannot_run("litert") is not None, reason=f"LiteRT: {cannot_run('litert')}")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The default model as LiteRT int8 and ExecuTorch fp32 bundles (bundled calibration faces)."""
+    from fiqa_edge.converters.convert import convert
+    from fiqa_edge.zoo import load_model
+
+    for key in ("litert", "executorch"):
+        if TARGETS[key].unavailable():
+            pytest.skip(f"{key}: {TARGETS[key].unavailable()}")
+    out = tmp_path_factory.mktemp("mobile")
+    loaded = load_model(DEFAULT_MODEL)
+    results = convert(loaded, ["litert"], out=out, precisions=["int8"]) + convert(loaded, ["executorch"], out=out,
+                                                                                 precisions=["fp32"])
+    assert [r.error for r in results] == [None, None]
+    return out
+
+
+@needs_litert
+def test_the_bundled_litert_bundle_scores_as_its_stored_reference(faces):
+    manifest = Manifest.load(DEFAULT_LITERT_BUNDLE)
+    assert (manifest.backend, manifest.model_file, manifest.precision) == ("litert", "model.tflite", "fp32")
+    scorer = QualityScorer.load(DEFAULT_LITERT_BUNDLE)
+    stored = manifest.figures["reference_scores"]["scores"]
+    scores = scorer.score_batch([SAMPLES_DIR / name for name in stored])
+    assert np.abs(scores - np.array(list(stored.values()))).max() <= 1e-4
+    onnx = QualityScorer.load(DEFAULT_BUNDLE).score_batch(faces)
+    assert np.abs(scorer.score_batch(faces) - onnx).max() <= 1e-4
+    # the model file alone carries the same manifest
+    backend = open_backend("litert", DEFAULT_LITERT_BUNDLE / "model.tflite")
+    assert backend.manifest.to_dict() == manifest.to_dict()
+
+
+@needs_litert
+def test_litert_int8_keeps_the_first_convolution_float_and_quantizes_the_rest(built):
+    from ai_edge_litert.interpreter import Interpreter
+
+    bundle = built / "litert-int8"
+    interpreter = Interpreter(model_path=str(bundle / "model.tflite"))
+    dtype = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    convs = [o for o in interpreter._get_ops_details() if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    int8_input = [dtype[o["inputs"][0]] == np.int8 for o in convs]
+    assert not int8_input[0] and sum(int8_input[1:]) == len(convs) - 1
+    ops = interpreter._get_ops_details()
+    producer = {int(t): o for o in ops for t in o["outputs"]}
+    fcs = [o for o in ops if o["op_name"] == "FULLY_CONNECTED"]
+
+    def int8_weights(fc) -> bool:  # stored int8, dequantized in front of the layer
+        source = producer.get(int(fc["inputs"][1]))
+        return source is not None and source["op_name"] == "DEQUANTIZE" and dtype[source["inputs"][0]] == np.int8
+
+    assert fcs and all(int8_weights(fc) for fc in fcs)
+    figures = Manifest.load(bundle).figures
+    assert figures["quantization"]["mode"] == "static" and figures["calibration"]["images"] == 20
+    assert figures["io"]["layout"] == "NHWC" and figures["io"]["signatures"] == {
+        "serving_default": [1, 128, 128, 3], "batch_8": [8, 128, 128, 3]}
+    assert Manifest.load(bundle).figures["parity_vs_torch_fp32"]["srcc"] >= 0.995
+
+
+def test_executorch_records_what_xnnpack_took(built):
+    figures = Manifest.load(built / "executorch-fp32").figures
+    delegation = figures["delegation"]
+    assert delegation["delegated_nodes"] > 100
+    assert delegation["not_delegated_nodes"] >= sum(delegation["not_delegated_ops"].values()) > 0
+    assert figures["io"]["methods"] == {"forward": [1, 3, 128, 128], "forward_8": [8, 3, 128, 128]}
+
+
+def _snippet(language: str) -> str:
+    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
+    assert blocks, f"the README has no {language} snippet"
+    return blocks[0]
+
+
+@needs_litert
+def test_the_kotlin_snippet_uses_the_litert_bundles_names():
+    from ai_edge_litert.interpreter import Interpreter
+
+    kotlin = _snippet("kotlin")
+    signatures = Interpreter(model_path=str(DEFAULT_LITERT_BUNDLE / "model.tflite")).get_signature_list()
+    found = re.search(r'runSignature\(mapOf\("(\w+)" to input\), mapOf\("(\w+)" to output\), "(\w+)"\)', kotlin)
+    assert found, "the Kotlin snippet calls runSignature(mapOf(INPUT to input), mapOf(OUTPUT to output), SIGNATURE)"
+    inp, out, signature = found.groups()
+    assert signatures[signature] == {"inputs": [inp], "outputs": [out]}
+    n = Manifest.load(DEFAULT_LITERT_BUNDLE).preprocessing.input_size
+    assert f"1 * {n} * {n} * 3" in kotlin  # NHWC float32 input of one face
+
+
+def test_the_executorch_snippet_calls_the_exported_method(built):
+    snippet = _snippet("java")
+    methods = Manifest.load(built / "executorch-fp32").figures["io"]["methods"]
+    n = Manifest.load(built / "executorch-fp32").preprocessing.input_size
+    assert re.search(r"module\.forward\(", snippet) and "forward" in methods
+    assert f"new long[] {{1, 3, {n}, {n}}}" in snippet
+
+
+@pytest.mark.parametrize("suffix", [".tflite", ".pte"])
+def test_bad_model_files_are_one_line_naming_the_file(suffix, built, faces, tmp_path):
+    source = (DEFAULT_LITERT_BUNDLE / "model.tflite") if suffix == ".tflite" else (built / "executorch-fp32" / "model.pte")
+    backend = "litert" if suffix == ".tflite" else "executorch"
+    if cannot_run(backend):
+        pytest.skip(cannot_run(backend))
+    cases = {"truncated": source.read_bytes()[: source.stat().st_size // 3], "a JPEG": faces[0].read_bytes(),
+             "another format": (DEFAULT_BUNDLE / "model.onnx").read_bytes()}
+    for what, data in cases.items():
+        folder = tmp_path / what.replace(" ", "_")
+        folder.mkdir()
+        shutil.copy(DEFAULT_LITERT_BUNDLE / "fiqa.json", folder / "fiqa.json")
+        bad = folder / f"model{suffix}"
+        bad.write_bytes(data)
+        with pytest.raises(CheckpointError) as err:
+            QualityScorer.load(bad)
+        assert str(bad) in str(err.value) and "\n" not in str(err.value), (what, str(err.value))
