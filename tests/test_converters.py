@@ -390,3 +390,14 @@ def test_unavailable_targets_raise_before_anything_is_built(student, tmp_path, m
     with pytest.raises(TargetUnavailableError, match="--to openvino: no openvino here"):
         convert(student, ["onnx", "openvino"], out=tmp_path)
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(TARGETS["coreml"].unavailable() is not None, reason="coremltools is not installed")
+def test_convert_prints_our_table_not_the_exporters_progress(student, faces, tmp_path, capfd):
+    """coremltools draws nested tqdm bars while converting: they are captured, not shown."""
+    ckpt = save_checkpoint(student.model, tmp_path / "s.safetensors", arch=student.arch, spec=SPEC)
+    result = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "coreml", "--precision", "fp32", "-q",
+                                       "--calib", str(faces[0]), "--validate", str(faces[20]), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    shown = result.output + "".join(capfd.readouterr())
+    assert "coreml" in shown and "Running MIL" not in shown and "Converting PyTorch Frontend" not in shown
