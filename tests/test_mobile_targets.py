@@ -132,3 +132,26 @@ def test_bad_model_files_are_one_line_naming_the_file(suffix, built, faces, tmp_
         with pytest.raises(CheckpointError) as err:
             QualityScorer.load(bad)
         assert str(bad) in str(err.value) and "\n" not in str(err.value), (what, str(err.value))
+
+
+@pytest.mark.skipif(TARGETS["litert"].unavailable() is not None, reason="litert-torch is not installed")
+@pytest.mark.parametrize("mode", ["dynamic", "weight-only"])
+def test_litert_int8_modes(mode, faces, tmp_path):
+    import torch
+    from official_reference import spread_outputs
+
+    from fiqa_edge.converters.convert import convert
+    from fiqa_edge.converters.litert import LiteRtOptions
+    from fiqa_edge.converters.validate import BOUNDS, Bound
+    from fiqa_edge.preprocess import PreprocessSpec
+    from fiqa_edge.zoo import LoadedModel, create_model
+
+    torch.manual_seed(0)
+    student = LoadedModel(model=spread_outputs(create_model("fiqa_edgenext_xxs"), seed=1), arch="fiqa_edgenext_xxs",
+                          spec=PreprocessSpec(input_size=64, resize=72), sha256="ab" * 32, path=Path("student"))
+    (result,) = convert(student, ["litert"], out=tmp_path, precisions=["int8"], calibration=faces[:8], validation=faces[20:],
+                        bounds={**BOUNDS, "int8": Bound(srcc=0.95, plcc=0.95)}, options={"litert": LiteRtOptions(int8_mode=mode)})
+    assert result.error is None, result.error
+    figures = Manifest.load(result.bundle).figures
+    assert figures["quantization"]["mode"] == mode and "calibration" in figures
+    assert result.size_mb < 0.5 * (DEFAULT_LITERT_BUNDLE / "model.tflite").stat().st_size / 2**20
