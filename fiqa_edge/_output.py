@@ -41,7 +41,7 @@ def configure_logging(verbose: bool) -> None:
 def _last_frames(text: str) -> str:
     """Progress bars redraw with carriage returns: keep each line's final state, drop ANSI codes."""
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
-    lines = (line.rsplit("\r", 1)[-1].rstrip() for line in text.splitlines())
+    lines = (line.rsplit("\r", 1)[-1].rstrip() for line in text.split("\n"))  # not splitlines: it splits at \r
     return "\n".join(line for line in lines if line)
 
 

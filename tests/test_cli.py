@@ -129,3 +129,10 @@ def test_light_imports_load_no_heavy_package(module):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_captured_progress_bars_keep_their_last_frame():
+    from fiqa_edge._output import _last_frames
+
+    bar = "pass 1:   0%|  | 0/3\rpass 1:  33%|# | 1/3\rpass 1: 100%|##| 3/3\n\x1b[1mdone\x1b[0m\n"
+    assert _last_frames(bar) == "pass 1: 100%|##| 3/3\ndone"
