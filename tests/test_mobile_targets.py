@@ -23,8 +23,9 @@ needs_litert = pytest.mark.skipif(cannot_run("litert") is not None, reason=f"Lit
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
-    """The default model as LiteRT int8 and ExecuTorch fp32 bundles (bundled calibration faces)."""
+    """The default model as LiteRT static int8 and ExecuTorch fp32 bundles (bundled calibration faces)."""
     from fiqa_edge.converters.convert import convert
+    from fiqa_edge.converters.litert import LiteRtOptions
     from fiqa_edge.zoo import load_model
 
     for key in ("litert", "executorch"):
@@ -32,8 +33,9 @@ def built(tmp_path_factory):
             pytest.skip(f"{key}: {TARGETS[key].unavailable()}")
     out = tmp_path_factory.mktemp("mobile")
     loaded = load_model(DEFAULT_MODEL)
-    results = convert(loaded, ["litert"], out=out, precisions=["int8"]) + convert(loaded, ["executorch"], out=out,
-                                                                                 precisions=["fp32"])
+    static = {"litert": LiteRtOptions(int8_mode="static")}
+    results = (convert(loaded, ["litert"], out=out, precisions=["int8"], options=static)
+               + convert(loaded, ["executorch"], out=out, precisions=["fp32"]))
     assert [r.error for r in results] == [None, None]
     return out
 
@@ -67,9 +69,10 @@ def test_litert_int8_keeps_the_first_convolution_float_and_quantizes_the_rest(bu
     producer = {int(t): o for o in ops for t in o["outputs"]}
     fcs = [o for o in ops if o["op_name"] == "FULLY_CONNECTED"]
 
-    def int8_weights(fc) -> bool:  # stored int8, dequantized in front of the layer
-        source = producer.get(int(fc["inputs"][1]))
-        return source is not None and source["op_name"] == "DEQUANTIZE" and dtype[source["inputs"][0]] == np.int8
+    def int8_weights(fc) -> bool:  # int8 (dynamic), or stored int8 and dequantized in front of the layer (the head)
+        weight, source = fc["inputs"][1], producer.get(int(fc["inputs"][1]))
+        return dtype[weight] == np.int8 or (
+            source is not None and source["op_name"] == "DEQUANTIZE" and dtype[source["inputs"][0]] == np.int8)
 
     assert fcs and all(int8_weights(fc) for fc in fcs)
     figures = Manifest.load(bundle).figures
@@ -153,5 +156,5 @@ def test_litert_int8_modes(mode, faces, tmp_path):
                         bounds={**BOUNDS, "int8": Bound(srcc=0.95, plcc=0.95)}, options={"litert": LiteRtOptions(int8_mode=mode)})
     assert result.error is None, result.error
     figures = Manifest.load(result.bundle).figures
-    assert figures["quantization"]["mode"] == mode and "calibration" in figures
+    assert figures["quantization"]["mode"] == mode and figures["calibration"].startswith("none")
     assert result.size_mb < 0.5 * (DEFAULT_LITERT_BUNDLE / "model.tflite").stat().st_size / 2**20
