@@ -24,7 +24,9 @@ weight-only; compute stays float32). int8 (``ai_edge_quantizer``):
 - ``weight-only``: int8 weights dequantized at load, float compute.
 
 Chosen by measurement (demo weights, 40 LFW calibration faces, 100 others,
-batch 1, 2 cores, interleaved in one process), p50 ms and SRCC against fp32:
+batch 1, 2 cores, the variants interleaved in one process while another job
+shared the CPU, so compare rows, not absolute times), p50 ms and SRCC against
+fp32 (a clean ``fiqa-edge bench`` run: README, "Phone runtimes"):
 
 =========================  ==================  ===================
 mode                       128 px              352 px
