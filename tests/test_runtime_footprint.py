@@ -23,6 +23,19 @@ from fiqa_edge.zoo import LoadedModel, create_model
 REPO = Path(__file__).parents[1]
 
 
+def _device_venv(tmp_path: Path, extra: str, absent: tuple[str, ...]) -> tuple[Path, dict[str, str]]:
+    """A fresh venv with ``fiqa-edge[extra]`` installed, in which none of ``absent`` can be imported."""
+    venv = tmp_path / "device"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", f"{REPO}[{extra}]"],
+                         capture_output=True, text=True, env=env, timeout=900)
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    probe = f"import importlib.util as u; print([m for m in {absent!r} if u.find_spec(m)])"
+    assert subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, env=env).stdout.strip() == "[]"
+    return venv, env
+
+
 @pytest.mark.slow
 def test_onnxruntime_install_scores_without_torch(tmp_path, faces):
     torch.manual_seed(0)
@@ -32,15 +45,7 @@ def test_onnxruntime_install_scores_without_torch(tmp_path, faces):
                         validation=faces[4:])
     assert result.error is None, result.error
 
-    venv = tmp_path / "device"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", f"{REPO}[onnxruntime]"],
-                         capture_output=True, text=True, env=env, timeout=900)
-    assert pip.returncode == 0, pip.stderr[-2000:]
-    py = str(venv / "bin" / "python")
-    probe = "import importlib.util as u; print([m for m in ('torch', 'timm', 'torchvision') if u.find_spec(m)])"
-    assert subprocess.run([py, "-c", probe], capture_output=True, text=True, env=env).stdout.strip() == "[]"
+    venv, env = _device_venv(tmp_path, "onnxruntime", absent=("torch", "timm", "torchvision"))
 
     done = subprocess.run([str(venv / "bin" / "fiqa-edge"), "score", str(faces[0].parent.parent), "--model",
                            str(result.bundle), "-q"], capture_output=True, text=True, env=env, cwd=tmp_path)
@@ -75,21 +80,9 @@ def test_onnxruntime_install_scores_without_torch(tmp_path, faces):
     assert row["parity"]["reference"].startswith("stored scores") and row["parity"]["max_abs"] <= 1e-4
 
 
-def _device_venv(tmp_path: Path, extra: str) -> tuple[Path, dict[str, str]]:
-    venv = tmp_path / "device"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check", f"{REPO}[{extra}]"],
-                         capture_output=True, text=True, env=env, timeout=900)
-    assert pip.returncode == 0, pip.stderr[-2000:]
-    probe = "import importlib.util as u; print([m for m in ('torch', 'timm', 'torchvision', 'onnxruntime') if u.find_spec(m)])"
-    assert subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, env=env).stdout.strip() == "[]"
-    return venv, env
-
-
 @pytest.mark.slow
 def test_litert_install_scores_without_torch(tmp_path, faces):
-    venv, env = _device_venv(tmp_path, "litert")
+    venv, env = _device_venv(tmp_path, "litert", absent=("torch", "timm", "torchvision", "onnxruntime"))
     cli = str(venv / "bin" / "fiqa-edge")
     # no --model: with only ai-edge-litert installed, the bundled LiteRT bundle scores
     done = subprocess.run([cli, "score", str(faces[0].parent.parent), "-q"], capture_output=True, text=True, env=env, cwd=tmp_path)

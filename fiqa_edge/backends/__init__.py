@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -22,7 +23,8 @@ from ..errors import CheckpointError, FiqaError
 from ..manifest import MANIFEST_NAME, Manifest
 from ..preprocess import PreprocessSpec
 
-__all__ = ["BACKENDS", "Backend", "backend_for", "bundle_manifest", "cannot_run", "model_path", "open_backend"]
+__all__ = ["BACKENDS", "Backend", "backend_for", "bundle_manifest", "cannot_run", "model_path", "open_backend",
+           "predict_in_sizes"]
 
 # name -> (package it needs, "module:class")
 BACKENDS: dict[str, tuple[str, str]] = {
@@ -71,6 +73,19 @@ def bundle_manifest(model: Path, embedded: str | None, where: str = "metadata") 
         return Manifest.load(model.parent)
     msg = f"{model}: no fiqa manifest in the model's {where} nor {MANIFEST_NAME} beside it"
     raise CheckpointError(msg)
+
+
+def predict_in_sizes(batch: np.ndarray, run: dict[int, Callable[[np.ndarray], np.ndarray]]) -> np.ndarray:
+    """Scores of ``batch`` from models compiled for fixed batch sizes (``run``: size -> scorer; 1 must be there),
+    taking the largest size that fits what is left each time. float64, shape (B,)."""
+    batch = np.ascontiguousarray(batch, dtype=np.float32)
+    sizes = sorted(run, reverse=True)
+    scores, start = [], 0
+    while start < len(batch):
+        size = next(s for s in sizes if s <= len(batch) - start)
+        scores.append(np.asarray(run[size](batch[start : start + size])).reshape(-1))
+        start += size
+    return np.concatenate(scores).astype(np.float64)
 
 
 class Backend(Protocol):

@@ -18,7 +18,7 @@ import numpy as np
 from .._output import captured_output
 from ..errors import CheckpointError, first_line
 from ..manifest import MANIFEST_NAME, Manifest
-from . import model_path
+from . import model_path, predict_in_sizes
 
 __all__ = ["ExecuTorchBackend"]
 
@@ -70,12 +70,7 @@ class ExecuTorchBackend:
     def predict(self, batch: np.ndarray) -> np.ndarray:
         import torch
 
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        sizes = sorted(self.methods, reverse=True)
-        scores, start = [], 0
-        while start < len(batch):
-            size = next(s for s in sizes if s <= len(batch) - start)
-            (out,) = self.methods[size].execute([torch.from_numpy(batch[start : start + size])])  # type: ignore[attr-defined]
-            scores.append(out.numpy().reshape(-1))
-            start += size
-        return np.concatenate(scores).astype(np.float64)
+        def run(method):
+            return lambda x: method.execute([torch.from_numpy(x)])[0].numpy()
+
+        return predict_in_sizes(batch, {size: run(method) for size, method in self.methods.items()})

@@ -17,7 +17,7 @@ from ai_edge_litert.interpreter import Interpreter
 from .._output import captured_output
 from ..errors import CheckpointError, first_line
 from ..manifest import EMBEDDED_KEY, Manifest
-from . import bundle_manifest, model_path
+from . import bundle_manifest, model_path, predict_in_sizes
 
 __all__ = ["LiteRtBackend", "embedded_manifest"]
 
@@ -74,15 +74,11 @@ class LiteRtBackend:
         return backend
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        sizes = sorted(self.runners, reverse=True)
-        scores, start = [], 0
-        while start < len(batch):
-            size = next(s for s in sizes if s <= len(batch) - start)
-            runner, input_name, nhwc = self.runners[size]
-            x = batch[start : start + size]
-            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if nhwc else x
-            (out,) = runner(**{input_name: x}).values()  # type: ignore[operator]
-            scores.append(np.asarray(out).reshape(-1))
-            start += size
-        return np.concatenate(scores).astype(np.float64)
+        def run(runner, input_name: str, nhwc: bool):
+            def score(x: np.ndarray) -> np.ndarray:
+                (out,) = runner(**{input_name: np.ascontiguousarray(x.transpose(0, 2, 3, 1)) if nhwc else x}).values()
+                return out
+
+            return score
+
+        return predict_in_sizes(batch, {size: run(*entry) for size, entry in self.runners.items()})
