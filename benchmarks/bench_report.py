@@ -44,6 +44,12 @@ def _notes(report: BenchReport) -> list[str]:
     for r in report.results:
         if r.reason:
             notes.append(f"{r.backend} {r.precision} ({Path(r.target).name}) {r.status}: {r.reason}")
+        if r.runtime:
+            rt = r.runtime
+            notes.append(f"{r.backend} {r.precision}: {rt['browser']}, {rt['backend']}, {rt['threads']} thread(s), "
+                         f"onnxruntime-web {rt['onnxruntime_web']}, timed inside the page; runtime and model loaded in "
+                         f"{rt['load_ms']:.0f} ms, the demo page's first score {rt['first_score_ms']:.0f} ms after "
+                         "navigation")
         if r.noisy and r.latency is not None:
             notes.append(f"{r.backend} {r.precision}: p90/p50 = {r.latency.p90_ms / r.latency.p50_ms:.2f}, too noisy to trust")
     return notes

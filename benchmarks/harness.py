@@ -25,13 +25,15 @@ from tqdm import tqdm
 
 from fiqa_edge._deps import is_available
 from fiqa_edge.assets import DEFAULT_MODEL, SAMPLES_DIR
-from fiqa_edge.backends import backend_for, cannot_run
+from fiqa_edge.backends import WEB_BACKEND, backend_for, cannot_run
+from fiqa_edge.converters.browser import browser_unavailable
 from fiqa_edge.degrade import open_image_ref, parse_ref
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.image_lists import Item
 from fiqa_edge.manifest import MANIFEST_NAME, Manifest, sha256_file
 from fiqa_edge.metrics import parity, quality_metrics
 
+from .browser_worker import BrowserWorker
 from .timing import Latency, interleaved_latency
 from .worker import ArtifactWorker
 
@@ -95,6 +97,7 @@ class BenchResult:
     end_to_end: dict[str, Any] | None = None
     parity: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
+    runtime: dict[str, Any] | None = None  # how a browser row ran (browser, backend, threads, load times)
 
     @property
     def noisy(self) -> bool:
@@ -169,11 +172,14 @@ def run_bench(
     results = [BenchResult(a.target, a.backend, a.precision) for a in artifacts]
     sizes = sorted(set(batch_sizes) | {1})
     samples = sorted(p.relative_to(SAMPLES_DIR).as_posix() for p in SAMPLES_DIR.glob("*/*.jpg"))
-    running: dict[int, ArtifactWorker] = {}
+    running: dict[int, ArtifactWorker | BrowserWorker] = {}
     for i, artifact in enumerate(artifacts):
-        reason = cannot_run(artifact.backend)
+        in_browser = artifact.backend == WEB_BACKEND
+        reason = browser_unavailable() if in_browser else cannot_run(artifact.backend)
         if reason:
             results[i].status, results[i].reason = "skipped", reason
+        elif in_browser:
+            running[i] = BrowserWorker(artifact.path, threads, inputs.refs, root, samples)
         else:
             running[i] = ArtifactWorker(artifact.path, artifact.backend, threads, inputs.refs, root, sizes, samples)
     facts: dict[int, dict[str, Any]] = {}
@@ -208,6 +214,7 @@ def run_bench(
     for i, info in facts.items():
         r = results[i]
         r.precision, r.size_mb, r.rss_mb = info["precision"], _model_size_mb(artifacts[i]), peaks.get(i)
+        r.runtime = info.get("runtime")
         if info["cost"]:
             r.params, r.gflops, r.gflops_torch = (info["cost"][k] for k in ("params", "gflops", "gflops_torch"))
     _parity(artifacts, results, facts, inputs, root, reference, samples)

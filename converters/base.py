@@ -16,14 +16,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
+import numpy as np
+
 from fiqa_edge._deps import EXTRA_FOR, is_available
-from fiqa_edge.backends import cannot_run
+from fiqa_edge.backends import Backend, cannot_run, open_backend
 from fiqa_edge.manifest import Manifest
 from fiqa_edge.zoo import LoadedModel
 
 from .calibration import CalibrationFaces
 
-__all__ = ["BuildContext", "Converter", "NoOptions", "cli_option"]
+__all__ = ["BuildContext", "Converter", "NoOptions", "cli_option", "predict_batched"]
 
 PRECISIONS = ("fp32", "fp16", "int8")
 
@@ -32,6 +34,11 @@ def cli_option(default: Any, flag: str, help: str, *, choices: tuple[str, ...] |
                range: tuple[float, float] | None = None) -> Any:
     """A dataclass field that ``fiqa-edge convert`` also offers as ``flag`` (a bool is an on/off flag)."""
     return field(default=default, metadata={"flag": flag, "help": help, "choices": choices, "range": range})
+
+
+def predict_batched(backend: Backend, faces: np.ndarray, batch: int = 16) -> np.ndarray:
+    """Scores of preprocessed ``faces`` (B, 3, N, N), ``batch`` at a time."""
+    return np.concatenate([backend.predict(faces[i : i + batch]) for i in range(0, len(faces), batch)])
 
 
 @dataclass(frozen=True)
@@ -95,9 +102,13 @@ class Converter(ABC, Generic[OptionsT]):
             return f"{self.package} is not installed (pip install 'fiqa-edge[{EXTRA_FOR.get(self.package, 'all')}]')"
         return None
 
+    def cannot_validate(self) -> str | None:
+        """Why its artifacts cannot run on this machine (then :meth:`inspect` checks them instead), or None."""
+        return cannot_run(self.backend)
+
     def runs_here(self) -> bool:
-        """Whether its artifacts run on this machine (else :meth:`inspect` checks them instead)."""
-        return cannot_run(self.backend) is None
+        """Whether its artifacts run, hence are parity-checked, on this machine."""
+        return self.cannot_validate() is None
 
     @abstractmethod
     def build(self, ctx: BuildContext, precision: str, dst: Path, options: OptionsT) -> dict[str, Any] | None:
@@ -105,6 +116,11 @@ class Converter(ABC, Generic[OptionsT]):
 
         Returns figures to record in the manifest (what the build measured or depends on), or None.
         """
+
+    def scores(self, ctx: BuildContext, bundle: Path, options: OptionsT) -> tuple[np.ndarray, dict[str, Any]]:
+        """The built bundle's scores of the validation faces, as its runtime computes them here, and what ran them
+        (recorded beside the parity figures). Default: the preprocessed faces through :attr:`backend`."""
+        return predict_batched(open_backend(self.backend, bundle), ctx.validation.batch()), {}
 
     @abstractmethod
     def embed_manifest(self, model_file: Path, manifest: Manifest) -> None:

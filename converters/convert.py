@@ -12,24 +12,23 @@ import hashlib
 import logging
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from tqdm import tqdm
 
 from fiqa_edge._atomic import atomic_path
 from fiqa_edge._output import captured_output
 from fiqa_edge.assets import SAMPLES_DIR, sample_faces
-from fiqa_edge.backends import open_backend
 from fiqa_edge.errors import ConversionError, FiqaError, TargetUnavailableError
 from fiqa_edge.manifest import MANIFEST_NAME, Manifest
 from fiqa_edge.metrics import parity as metrics_parity
 from fiqa_edge.zoo import LoadedModel, get_model_cfg
 
-from .base import PRECISIONS, BuildContext
+from .base import PRECISIONS, BuildContext, predict_batched
 from .calibration import CalibrationFaces
 from .targets import TARGETS
 from .validate import BOUNDS, Bound, enforce
@@ -58,8 +57,16 @@ class ConvertResult:
         return " ".join(str(self.failure).split()) if self.failure else None
 
 
-def _scores(backend, faces: np.ndarray, batch: int = 16) -> np.ndarray:
-    return np.concatenate([backend.predict(faces[i : i + batch]) for i in range(0, len(faces), batch)])
+@contextmanager
+def _as_conversion_error(what: str) -> Iterator[None]:
+    """Exporters, quantizers and runtimes raise their own types: one :class:`ConversionError` naming the step."""
+    try:
+        yield
+    except FiqaError:
+        raise
+    except Exception as exc:
+        msg = f"{what}: {type(exc).__name__}: {exc}"
+        raise ConversionError(msg) from exc
 
 
 def _face_set(faces: CalibrationFaces, source: str) -> dict[str, Any]:
@@ -124,11 +131,11 @@ def convert(
 
     faces = valid.batch()
     torch_backend = TorchBackend(loaded.model, loaded.spec, loaded.arch)
-    reference = _scores(torch_backend, faces)
+    reference = predict_batched(torch_backend, faces)
     # stored in every bundle so that a device without torch can check parity (``fiqa-edge bench``)
     samples = CalibrationFaces(sample_faces(), loaded.spec)
     sample_reference = {p.relative_to(SAMPLES_DIR).as_posix(): float(s)
-                        for p, s in zip(samples.paths, _scores(torch_backend, samples.batch()))}
+                        for p, s in zip(samples.paths, predict_batched(torch_backend, samples.batch()))}
     cost = model_cost(loaded.model, loaded.input_size).to_dict()
     score_range = get_model_cfg(loaded.arch).score_range
     jobs = [(TARGETS[key], p) for key in targets for p in precisions if p in TARGETS[key].precisions]
@@ -142,13 +149,9 @@ def convert(
             try:
                 with atomic_path(final, directory=True) as tmp, captured_output(f"{key} {precision}"):
                     model_file = tmp / converter.model_file
-                    try:
-                        built = converter.build(ctx, precision, model_file, options.get(key) or converter.default_options())
-                    except FiqaError:
-                        raise
-                    except Exception as exc:  # the exporters and quantizers raise their own types
-                        msg = f"{key} {precision}: {type(exc).__name__}: {exc}"
-                        raise ConversionError(msg) from exc
+                    settings = options.get(key) or converter.default_options()
+                    with _as_conversion_error(f"{key} {precision}"):
+                        built = converter.build(ctx, precision, model_file, settings)
                     manifest = Manifest(arch=loaded.arch, preprocessing=loaded.spec, model_file=converter.model_file,
                                         backend=converter.backend, precision=precision, score_range=score_range,
                                         source_sha256=loaded.sha256)
@@ -157,15 +160,20 @@ def convert(
                     if precision == "int8" and "calibration" not in manifest.figures:  # a build may say it used none
                         manifest.figures["calibration"] = calib_figure
                     manifest.save(tmp)
-                    if converter.runs_here():
-                        measured = metrics_parity(reference, _scores(open_backend(converter.backend, tmp), faces))
+                    reason = converter.cannot_validate()
+                    if reason is None:
+                        with _as_conversion_error(f"{key} {precision} validation"):
+                            scores, ran = converter.scores(ctx, tmp, settings)
+                        measured = metrics_parity(reference, scores)
                         enforce(measured, bounds[precision], f"{key} {precision}")
-                        parity = manifest.figures["parity_vs_torch_fp32"] = {**measured.to_dict(), "faces": valid_figure}
+                        parity = manifest.figures["parity_vs_torch_fp32"] = {**measured.to_dict(), "faces": valid_figure,
+                                                                             **ran}
                         note = None
                     else:  # validate what can be validated without running it
                         parity = {}
-                        manifest.figures["checks"] = converter.inspect(model_file, manifest)
-                        note = f"spec checked; parity not measured ({converter.backend} does not run on this machine)"
+                        with _as_conversion_error(f"{key} {precision} check"):
+                            manifest.figures["checks"] = converter.inspect(model_file, manifest)
+                        note = f"spec checked; parity not measured ({reason})"
                     manifest.save(tmp)
                     converter.embed_manifest(model_file, manifest)
                 files = [f for f in final.rglob("*") if f.is_file() and f.name != MANIFEST_NAME]

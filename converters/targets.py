@@ -15,6 +15,7 @@ from .litert import LiteRtConverter
 from .onnx import OnnxConverter
 from .openvino import OpenVinoConverter
 from .tensorrt import TensorRtConverter
+from .web import WebConverter
 
 __all__ = ["TARGETS", "Converter"]
 
@@ -25,4 +26,5 @@ TARGETS: dict[str, Converter] = {c.key: c() for c in (
     CoreMlConverter,
     LiteRtConverter,
     ExecuTorchConverter,
+    WebConverter,
 )}

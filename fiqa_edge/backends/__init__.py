@@ -23,7 +23,7 @@ from ..errors import CheckpointError, FiqaError
 from ..manifest import MANIFEST_NAME, Manifest
 from ..preprocess import PreprocessSpec
 
-__all__ = ["BACKENDS", "Backend", "backend_for", "bundle_manifest", "cannot_run", "model_path", "open_backend",
+__all__ = ["BACKENDS", "WEB_BACKEND", "Backend", "backend_for", "bundle_manifest", "cannot_run", "model_path", "open_backend",
            "predict_in_sizes"]
 
 # name -> (package it needs, "module:class")
@@ -38,9 +38,14 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "executorch": ("executorch", "fiqa_edge.backends.executorch_backend:ExecuTorchBackend"),
 }
 
+#: what web bundles name as their backend: they run in a browser, not in Python
+WEB_BACKEND = "onnxruntime-web"
+
 
 def cannot_run(name: str) -> str | None:
     """Why the backend ``name`` cannot run models on this machine, or None when it can."""
+    if name == WEB_BACKEND:
+        return "a web bundle runs in a browser, not in Python"
     if name not in BACKENDS:
         return f"unknown backend {name!r}"
     package = BACKENDS[name][0]
@@ -119,7 +124,7 @@ def backend_for(model: str | os.PathLike[str]) -> str:
     """The backend that reads ``model``.
 
     A bundle runs on the backend it was built and validated for (its manifest
-    says which). A bare file goes by its suffix: the first installed backend
+    says which; a web bundle's ``model.onnx`` runs on onnxruntime). A bare file goes by its suffix: the first installed backend
     that reads it (``.onnx``: onnxruntime, else OpenVINO, which reads ONNX too).
 
     Raises:
@@ -127,7 +132,8 @@ def backend_for(model: str | os.PathLike[str]) -> str:
     """
     path = Path(model)
     if path.is_dir() and path.suffix.lower() not in _BY_SUFFIX:  # a bundle (an .mlpackage is a folder too)
-        return Manifest.load(path).backend
+        named = Manifest.load(path).backend
+        return "onnxruntime" if named == WEB_BACKEND else named  # a web bundle's model.onnx, natively
     readers = _BY_SUFFIX.get(path.suffix.lower())
     if readers is None:
         msg = (
@@ -161,6 +167,10 @@ def open_backend(
     """
     if name == "auto":
         name = backend_for(model)
+    if name == WEB_BACKEND:
+        msg = (f"{WEB_BACKEND} runs in a browser, not in Python (serve the bundle's folder and open index.html); "
+               "--backend onnxruntime scores its model.onnx here")
+        raise FiqaError(msg)
     if name not in BACKENDS:
         msg = f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}"
         raise FiqaError(msg)

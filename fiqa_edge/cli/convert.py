@@ -14,7 +14,8 @@ def _target_help() -> str:
 
     lines = []
     for key, c in TARGETS.items():
-        runs = "runs and is parity-checked here" if c.runs_here() else "spec-checked here (does not run on this machine)"
+        why_not = c.cannot_validate()
+        runs = "runs and is parity-checked here" if why_not is None else f"spec-checked here ({why_not})"
         why = c.unavailable()
         lines.append(f"{key}: {', '.join(c.precisions)}; " + (f"cannot build here: {why}" if why else runs)
                      + (f"; {c.note}" if c.note else ""))

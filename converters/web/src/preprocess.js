@@ -1,0 +1,181 @@
+// The manifest's preprocessing in plain JavaScript (docs/preprocessing.md), pixel for pixel what
+// fiqa_edge.preprocess does with Pillow: resize the shorter side with Pillow's antialiased bilinear
+// filter (its fixed-point arithmetic included), centre crop, normalise in float32 arithmetic, NCHW.
+// No DOM: it runs in the page's Web Worker and in Node.
+
+const PRECISION_BITS = 32 - 8 - 2; // Pillow's Resample.c
+const ONE = 2 ** PRECISION_BITS;
+const HALF = 2 ** (PRECISION_BITS - 1);
+
+/** (width, height) after resizing the shorter side to `short` (the longer side truncated). */
+export function resizedSize(width, height, short) {
+  if (width <= height) return [short, Math.trunc((short * height) / width)];
+  return [Math.trunc((short * width) / height), short];
+}
+
+// Pillow's precompute_coeffs + normalize_coeffs_8bpc for the triangle (bilinear) filter.
+function coefficients(inSize, outSize) {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1.0);
+  const support = 1.0 * filterScale;
+  const ksize = Math.ceil(support) * 2 + 1;
+  const bounds = new Int32Array(outSize * 2);
+  const kk = new Float64Array(outSize * ksize);
+  for (let xx = 0; xx < outSize; xx++) {
+    const center = (xx + 0.5) * scale;
+    const ss = 1.0 / filterScale;
+    let xmin = Math.trunc(center - support + 0.5);
+    if (xmin < 0) xmin = 0;
+    let xmax = Math.trunc(center + support + 0.5);
+    if (xmax > inSize) xmax = inSize;
+    xmax -= xmin;
+    let ww = 0.0;
+    for (let x = 0; x < xmax; x++) {
+      const t = Math.abs((x + xmin - center + 0.5) * ss);
+      const w = t < 1.0 ? 1.0 - t : 0.0;
+      kk[xx * ksize + x] = w;
+      ww += w;
+    }
+    for (let x = 0; x < xmax; x++) {
+      if (ww !== 0.0) kk[xx * ksize + x] /= ww;
+    }
+    bounds[xx * 2] = xmin;
+    bounds[xx * 2 + 1] = xmax;
+  }
+  const fixed = new Int32Array(kk.length);
+  for (let i = 0; i < kk.length; i++) {
+    fixed[i] = kk[i] < 0 ? Math.trunc(-0.5 + kk[i] * ONE) : Math.trunc(0.5 + kk[i] * ONE);
+  }
+  return { ksize, bounds, k: fixed };
+}
+
+function clip8(acc) {
+  const v = Math.floor(acc / ONE);
+  return v < 0 ? 0 : v > 255 ? 255 : v;
+}
+
+/**
+ * Resize 8-bit RGB pixels (`src`, `channels` values per pixel, the first three used) to dw x dh with
+ * Pillow's BILINEAR: horizontal pass first, then vertical, each rounded to 8 bits. Returns RGB (3 per pixel).
+ */
+export function resizeBilinear(src, sw, sh, channels, dw, dh) {
+  const needH = dw !== sw;
+  const needV = dh !== sh;
+  const vert = coefficients(sh, dh);
+  let rows = sh;
+  let first = 0;
+  let img = src;
+  let width = sw;
+  let stride = channels;
+  if (needH) {
+    const horiz = coefficients(sw, dw);
+    first = vert.bounds[0];
+    const last = vert.bounds[dh * 2 - 2] + vert.bounds[dh * 2 - 1];
+    rows = last - first;
+    const tmp = new Uint8Array(dw * rows * 3);
+    for (let y = 0; y < rows; y++) {
+      const row = (y + first) * sw * channels;
+      for (let xx = 0; xx < dw; xx++) {
+        const xmin = horiz.bounds[xx * 2];
+        const xmax = horiz.bounds[xx * 2 + 1];
+        const k0 = xx * horiz.ksize;
+        let r = HALF, g = HALF, b = HALF;
+        for (let x = 0; x < xmax; x++) {
+          const w = horiz.k[k0 + x];
+          const p = row + (x + xmin) * channels;
+          r += src[p] * w;
+          g += src[p + 1] * w;
+          b += src[p + 2] * w;
+        }
+        const o = (y * dw + xx) * 3;
+        tmp[o] = clip8(r);
+        tmp[o + 1] = clip8(g);
+        tmp[o + 2] = clip8(b);
+      }
+    }
+    img = tmp;
+    width = dw;
+    stride = 3;
+  }
+  if (!needV) {
+    if (stride === 3 && first === 0) return img;
+    const out = new Uint8Array(width * dh * 3);
+    for (let i = 0, p = first * width * stride; i < width * dh; i++, p += stride) {
+      out[i * 3] = img[p];
+      out[i * 3 + 1] = img[p + 1];
+      out[i * 3 + 2] = img[p + 2];
+    }
+    return out;
+  }
+  const out = new Uint8Array(width * dh * 3);
+  for (let yy = 0; yy < dh; yy++) {
+    const ymin = vert.bounds[yy * 2] - first;
+    const ymax = vert.bounds[yy * 2 + 1];
+    const k0 = yy * vert.ksize;
+    for (let xx = 0; xx < width; xx++) {
+      let r = HALF, g = HALF, b = HALF;
+      for (let y = 0; y < ymax; y++) {
+        const w = vert.k[k0 + y];
+        const p = ((y + ymin) * width + xx) * stride;
+        r += img[p] * w;
+        g += img[p + 1] * w;
+        b += img[p + 2] * w;
+      }
+      const o = (yy * width + xx) * 3;
+      out[o] = clip8(r);
+      out[o + 1] = clip8(g);
+      out[o + 2] = clip8(b);
+    }
+  }
+  return out;
+}
+
+// Python's round(): halves to even (crop offsets are integers or halves).
+function roundHalfEven(x) {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+function normalisationTable(mean, std) {
+  const table = new Float32Array(3 * 256);
+  for (let c = 0; c < 3; c++) {
+    const m = Math.fround(mean[c]);
+    const s = Math.fround(std[c]);
+    for (let v = 0; v < 256; v++) {
+      table[c * 256 + v] = Math.fround(Math.fround(Math.fround(v / 255) - m) / s);
+    }
+  }
+  return table;
+}
+
+/**
+ * The model input for one decoded image: `pixels` holds `channels` (3 or 4) 8-bit values per pixel,
+ * RGB first; `spec` is the manifest's preprocessing block. Returns a Float32Array of 3 x N x N (CHW).
+ */
+export function preprocess(pixels, width, height, channels, spec) {
+  const n = spec.input_size;
+  const [rw, rh] = resizedSize(width, height, spec.resize ?? n);
+  let rgb = pixels;
+  let stride = channels;
+  if (rw !== width || rh !== height) {
+    rgb = resizeBilinear(pixels, width, height, channels, rw, rh);
+    stride = 3;
+  }
+  const top = roundHalfEven((rh - n) / 2);
+  const left = roundHalfEven((rw - n) / 2);
+  const table = normalisationTable(spec.mean, spec.std);
+  const out = new Float32Array(3 * n * n);
+  for (let y = 0; y < n; y++) {
+    for (let x = 0; x < n; x++) {
+      const p = ((y + top) * rw + (x + left)) * stride;
+      const o = y * n + x;
+      out[o] = table[rgb[p]];
+      out[n * n + o] = table[256 + rgb[p + 1]];
+      out[2 * n * n + o] = table[512 + rgb[p + 2]];
+    }
+  }
+  return out;
+}

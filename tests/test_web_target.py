@@ -1,0 +1,204 @@
+"""The web target: onnxruntime-web bundles validated in headless Chromium, their page, bad input there, bench rows.
+
+Tests that need the browser skip with the reason where Chromium, Node or the npm packages are missing;
+``.ci/run`` installs them, so CI runs them all.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from fiqa_edge.assets import SAMPLES_DIR, default_model_path
+from fiqa_edge.cli import main
+from fiqa_edge.converters.browser import WEB_DIR, BrowserSession, browser_unavailable, npm_missing
+from fiqa_edge.converters.convert import convert
+from fiqa_edge.converters.validate import BOUNDS
+from fiqa_edge.converters.web import ORT_FILES, browser_root
+from fiqa_edge.imaging import DEFAULT_MAX_PIXELS, load_image
+from fiqa_edge.manifest import Manifest
+from fiqa_edge.preprocess import PreprocessSpec, preprocess
+from fiqa_edge.zoo import load_model
+
+needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
+needs_npm = pytest.mark.skipif(npm_missing() is not None, reason=f"web: {npm_missing()}")
+needs_browser = pytest.mark.skipif(browser_unavailable() is not None, reason=f"web: {browser_unavailable()}")
+
+
+@needs_node
+def test_javascript_preprocessing_is_pillows_bit_for_bit(tmp_path):
+    """preprocess.js against fiqa_edge.preprocess on random pixels: down- and upscaling, odd sizes, RGBA input."""
+    spec = PreprocessSpec(input_size=128, resize=176)
+    rng = np.random.default_rng(0)
+    sizes = [(250, 250), (6, 4), (176, 176), (177, 300), (640, 480), (1000, 177), (129, 500), (2000, 1333)]
+    cases, images = [], []
+    for i, (w, h) in enumerate(sizes):
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        channels = 4 if i % 2 else 3  # the browser hands over RGBA; 3 covers plain RGB callers
+        pixels = np.concatenate([rgb, np.full((h, w, 1), 255, np.uint8)], 2) if channels == 4 else rgb
+        cases.append({"w": w, "h": h, "ch": channels, "pixels": base64.b64encode(pixels.tobytes()).decode()})
+        images.append(Image.fromarray(rgb))
+    (tmp_path / "cases.json").write_text(json.dumps({"spec": spec.to_dict(), "cases": cases}))
+    script = tmp_path / "run.mjs"
+    script.write_text(
+        f"import {{ preprocess }} from {json.dumps((WEB_DIR / 'src' / 'preprocess.js').as_uri())};\n"
+        "import fs from 'node:fs';\n"
+        "const req = JSON.parse(fs.readFileSync(process.argv[2]));\n"
+        "console.log(JSON.stringify(req.cases.map((c) => Buffer.from(preprocess(Uint8Array.from(Buffer.from(c.pixels, "
+        "'base64')), c.w, c.h, c.ch, req.spec).buffer).toString('base64'))));\n")
+    out = subprocess.run(["node", str(script), str(tmp_path / "cases.json")], capture_output=True, text=True, check=True)
+    for image, encoded in zip(images, json.loads(out.stdout)):
+        got = np.frombuffer(base64.b64decode(encoded), np.float32).reshape(3, 128, 128)
+        np.testing.assert_array_equal(got, preprocess(image, spec), err_msg=f"{image.size}")
+
+
+def test_the_page_refuses_images_over_the_python_pixel_limit():
+    worker = (WEB_DIR / "src" / "fiqa-worker.js").read_text()
+    assert int(re.search(r"const MAX_PIXELS = (\d+);", worker)[1]) == DEFAULT_MAX_PIXELS
+
+
+@pytest.fixture(scope="module")
+def web_bundles(tmp_path_factory):
+    """fp32 and int8 web bundles of the bundled model, validated in the browser on the default faces."""
+    if browser_unavailable():
+        pytest.skip(f"web: {browser_unavailable()}")
+    out = tmp_path_factory.mktemp("web")
+    results = convert(load_model(default_model_path("checkpoint")), ["web"], out=out, precisions=["fp32", "int8"])
+    return {r.precision: r for r in results}
+
+
+@needs_browser
+def test_web_bundles_pass_their_bounds_in_the_browser(web_bundles):
+    for precision, r in web_bundles.items():
+        assert r.error is None, r.error
+        figure = Manifest.load(r.bundle).figures["parity_vs_torch_fp32"]
+        assert figure["browser"] == "headless Chromium" and figure["backend"] == "wasm", figure
+        assert figure["images"] == 20 and figure["faces"]["also_in_calibration"] == 0
+        assert figure["srcc"] >= BOUNDS[precision].srcc
+    assert web_bundles["fp32"].parity["max_abs"] <= 1e-4  # the page's decoding and resize match Pillow's
+    assert web_bundles["int8"].parity["plcc"] >= 0.995
+    assert web_bundles["int8"].parity["max_abs"] > 1e-4  # really the int8 graph
+    fp32 = web_bundles["fp32"].bundle
+    assert all((fp32 / "ort" / name).is_file() for name in ORT_FILES)
+    assert not list((fp32 / "ort").glob("*webgpu*"))  # WebGPU only when asked for
+    for page_file in ("index.html", "demo.js", "fiqa.js", "fiqa-worker.js", "preprocess.js"):
+        assert "http" not in (fp32 / page_file).read_text(), f"{page_file} reaches outside the bundle"
+
+
+def _face_tensors_in_page(bundle: Path, images: list[Path], tmp_path: Path) -> list[np.ndarray]:
+    urls = browser_root(bundle, images, tmp_path)
+    with BrowserSession(tmp_path) as browser:
+        browser.call("load", bundle="/bundle/")
+        return [np.asarray(browser.call("tensor", url=u), dtype=np.float32) for u in urls]
+
+
+@needs_browser
+def test_page_decodes_and_preprocesses_as_python_does(web_bundles, odd_images, tmp_path):
+    """The browser's own decoding, EXIF orientation included, then preprocess.js: Python's tensor exactly."""
+    bundle = web_bundles["fp32"].bundle
+    spec = Manifest.load(bundle).preprocessing
+    same = [SAMPLES_DIR / "Adrien_Brody" / "Adrien_Brody_0001.jpg", odd_images["exif_rot"], odd_images["grey"],
+            odd_images["wide"], odd_images["palette"], odd_images["cmyk"]]
+    for path, got in zip(same, _face_tensors_in_page(bundle, same, tmp_path)):
+        want = preprocess(load_image(path), spec).ravel()
+        np.testing.assert_array_equal(got, want, err_msg=str(path))
+
+
+def _http_server(folder: Path):
+    """``python -m http.server`` in ``folder``, as the README says to open a bundle; (process, URL)."""
+    proc = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"], cwd=folder,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert proc.stdout is not None
+    port = re.search(r"port (\d+)", proc.stdout.readline())[1]
+    return proc, f"http://127.0.0.1:{port}"
+
+
+@needs_browser
+def test_demo_page_scores_photos_and_names_bad_files(web_bundles, bad_files, tmp_path):
+    bundle = web_bundles["fp32"].bundle
+    stored = Manifest.load(bundle).figures["reference_scores"]["scores"]
+    good = sorted(SAMPLES_DIR.glob("*/*.jpg"))[:5]
+    huge = tmp_path / "huge.jpg"
+    Image.new("RGB", (10000, 9000), (120, 90, 80)).save(huge, quality=30)
+    bad = {bad_files["text"]: "not an image", bad_files["truncated"]: "not an image the browser can decode, or damaged",
+           huge: "10000×9000 is 90,000,000 pixels, over the limit of 89,478,485"}
+    server, url = _http_server(bundle)
+    try:
+        with BrowserSession(url) as browser:
+            shown = browser.call("demo", path="/index.html", files=[str(p) for p in [*good[:2], *bad, *good[2:]]],
+                                 reference=True, screenshot=str(tmp_path / "demo.png"))
+    finally:
+        server.terminate()
+        server.wait()
+    assert shown["state"] == "ready" and shown["error"] is None and shown["pageErrors"] == []
+    assert shown["external"] == []  # nothing fetched from anywhere but the bundle's own server
+    assert "1 thread(s)" in shown["status"]  # a plain static server: not cross-origin isolated, no threads
+    rows = {row["file"]: row for row in shown["rows"]}
+    for path in good:  # picked files score as the stored fp32 reference does
+        name = path.relative_to(SAMPLES_DIR).as_posix()
+        assert rows[path.name]["problem"] is None
+        assert rows[path.name]["score"] == pytest.approx(stored[name], abs=1e-4)
+        assert rows[name]["score"] == pytest.approx(stored[name], abs=1e-4)  # and again in the reference check
+    for path, problem in bad.items():
+        assert rows[path.name]["score"] is None and problem in rows[path.name]["problem"], rows[path.name]
+    assert float(shown["parity"]["maxAbs"]) <= 1e-4 and float(shown["parity"]["srcc"]) >= 0.9999
+    assert "40 of 40 reference faces" in shown["parity"]["text"]
+    with Image.open(tmp_path / "demo.png") as shot:  # the whole page: 48 rows under the header
+        assert shot.width == 1000 and shot.height > 2500
+
+
+@needs_browser
+def test_web_bundle_model_scores_natively_too(web_bundles, faces):
+    bundle = web_bundles["fp32"].bundle
+    stored = Manifest.load(bundle).figures["reference_scores"]["scores"]
+    result = CliRunner().invoke(main, ["score", str(faces[0]), "--model", str(bundle), "--json", "-", "-q"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["backend"] == "onnxruntime"
+    (row,) = report["results"]
+    assert row["score"] == pytest.approx(stored[faces[0].relative_to(SAMPLES_DIR).as_posix()], abs=1e-4)
+
+
+@needs_npm
+def test_without_a_browser_the_bundle_is_built_and_says_it_was_not_validated(monkeypatch, tmp_path):
+    monkeypatch.setenv("FIQA_EDGE_CHROMIUM", str(tmp_path / "no-such-browser"))
+    loaded = load_model(default_model_path("checkpoint"))
+    (result,) = convert(loaded, ["web"], out=tmp_path / "out", precisions=["fp32"])
+    assert result.error is None and result.parity == {}
+    assert "parity not measured (no Chromium found" in result.note
+    manifest = Manifest.load(result.bundle)
+    assert manifest.figures["checks"] == {"onnx_checker": "passed", "files": "complete"}
+    assert "parity_vs_torch_fp32" not in manifest.figures
+
+
+@needs_browser
+def test_bench_has_a_browser_row_beside_the_native_ones(web_bundles):
+    from fiqa_edge.assets import DEFAULT_BUNDLE
+    from fiqa_edge.benchmarks.bench_report import table
+    from fiqa_edge.benchmarks.harness import run_bench
+    from fiqa_edge.image_lists import Item
+
+    items = [Item(str(p)) for p in sorted(SAMPLES_DIR.glob("*/*.jpg"))[:6]] + [
+        Item(f"{sorted(SAMPLES_DIR.glob('*/*.jpg'))[0]}#blur=2")]  # a degraded copy reaches the page as a PNG
+    t0 = time.perf_counter()
+    report = run_bench([web_bundles["int8"].bundle, DEFAULT_BUNDLE], items, batch_sizes=(1,), rounds=3, per_round=2,
+                       warmup=1)
+    web, native = report.results
+    assert web.status == "ok" and web.backend == "onnxruntime-web", web.reason
+    assert web.latency is not None and web.latency.calls == 6 and web.latency.p50_ms > 0
+    assert web.parity["images"] == 7 and web.parity["srcc"] >= 0.99  # against fp32 torch on the same 7 images
+    assert web.runtime["threads"] >= 1 and web.runtime["first_score_ms"] > web.runtime["load_ms"] > 0
+    assert native.status == "ok" and native.backend == "onnxruntime"
+    assert "onnxruntime-web int8: headless Chromium, wasm" in table(report)
+    assert time.perf_counter() - t0 < 120
