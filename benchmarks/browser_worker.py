@@ -76,7 +76,7 @@ class BrowserWorker:
         return self._browser.call("time", batch=batch, n=n)
 
     def end_to_end(self, files: Sequence[Path], batch: int, workers: int, seconds: float = 3.0) -> tuple[float, int]:
-        """Images/s of the page scoring the plain image files one by one (decode, preprocessing, model)."""
+        """Images/s of the page scoring the plain image files one by one from memory (decode, preprocessing, model)."""
         assert self._browser is not None
         ips, done = self._browser.call("e2e", urls=self._plain, seconds=seconds)
         return ips, done
