@@ -49,14 +49,13 @@ from typing import Any
 
 import numpy as np
 
-from fiqa_edge._atomic import atomic_path
 from fiqa_edge.assets import SAMPLES_DIR
 from fiqa_edge.backends import WEB_BACKEND
 from fiqa_edge.manifest import Manifest
 
 from .base import BuildContext, Converter, cli_option
 from .browser import WEB_DIR, BrowserSession, browser_unavailable, npm_missing, npm_package_dir
-from .onnx import OnnxOptions, embed_manifest, hub_fp32, hub_int8, to_fp16
+from .onnx import INT8_MODES, OnnxConverter, OnnxOptions, embed_manifest
 
 __all__ = ["WebConverter", "WebOptions", "browser_root"]
 
@@ -64,7 +63,6 @@ __all__ = ["WebConverter", "WebOptions", "browser_root"]
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 ORT_WEBGPU_FILES = ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
 REFERENCE_DIR = "reference"
-INT8_MODES = ("dynamic", "static")
 
 
 @dataclass(frozen=True)
@@ -79,14 +77,6 @@ class WebOptions:
                                 "WebAssembly here) or static (the ONNX target's calibrated QDQ graph).",
                                 choices=INT8_MODES)
     threads: int = 0  # WebAssembly threads for validation (0: the page's default)
-
-
-def quantize_dynamic_int8(src: Path, dst: Path) -> None:
-    """int8 weights for MatMul and Gemm, activations quantized at run time (atomically)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with atomic_path(dst) as tmp:
-        quantize_dynamic(str(src), str(tmp), op_types_to_quantize=["MatMul", "Gemm"], weight_type=QuantType.QInt8)
 
 
 def browser_root(bundle: Path, images: list[Path], root: Path) -> list[str]:
@@ -115,21 +105,9 @@ class WebConverter(Converter[WebOptions]):
         return browser_unavailable()
 
     def build(self, ctx: BuildContext, precision: str, dst: Path, options: WebOptions) -> dict[str, Any]:
-        """The ONNX target's graph, the page's sources, onnxruntime-web's files and the reference faces."""
-        figures: dict[str, Any] = {}
-        fp32 = hub_fp32(ctx, OnnxOptions())
-        if precision == "fp16":
-            source = ctx.cached("fp16.onnx", lambda path: to_fp16(fp32, path))
-        elif precision == "fp32":
-            source = fp32
-        elif options.int8_mode == "static":
-            source = hub_int8(ctx, OnnxOptions())
-        else:
-            source = ctx.cached("int8-dynamic.onnx", lambda path: quantize_dynamic_int8(fp32, path))
-            figures["calibration"] = "none: dynamic int8 quantizes activations at run time"
-        if precision == "int8":
-            figures["quantization"] = {"mode": options.int8_mode}
-        dst.write_bytes(source.read_bytes())
+        """The ONNX target's graph (its build, with this target's int8 mode), the page's sources, onnxruntime-web's
+        files and the reference faces."""
+        figures = OnnxConverter().build(ctx, precision, dst, OnnxOptions(int8_mode=options.int8_mode)) or {}
         bundle = dst.parent
         for src in sorted((WEB_DIR / "src").iterdir()):
             shutil.copyfile(src, bundle / src.name)

@@ -146,3 +146,21 @@ def test_backends_that_cannot_run_here_are_skipped_with_the_reason(tmp_path):
     assert rows["tensorrt"].status == "skipped" and "tensorrt" in rows["tensorrt"].reason
     assert rows["coreml"].status == "skipped" and ("coremltools" in rows["coreml"].reason or "macOS" in rows["coreml"].reason)
     assert rows["onnxruntime"].status == "ok"
+
+
+def test_profile_breaks_the_time_down_by_operator(tmp_path):
+    from fiqa_edge.assets import DEFAULT_LITERT_BUNDLE
+
+    out = tmp_path / "profile.json"
+    result = CliRunner().invoke(main, ["bench", "--profile", str(DEFAULT_BUNDLE), str(DEFAULT_LITERT_BUNDLE),
+                                       "--rounds", "3", "--top", "4", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    onnx, litert = json.loads(out.read_text())
+    assert onnx["backend"] == "onnxruntime" and onnx["runs"] == 3 and onnx["input_size"] == 128
+    assert onnx["total_ms"] == pytest.approx(sum(onnx["by_op"].values()))
+    assert {"Conv", "LayerNormalization"} <= set(onnx["by_op"])  # the runtime's own (fused) operator names
+    times = [ms for _, _, ms in onnx["nodes"]]
+    assert times == sorted(times, reverse=True) and sum(times) == pytest.approx(onnx["total_ms"])
+    assert litert["reason"] == "litert has no per-operator profiler in its Python API"
+    assert f"{onnx['total_ms']:.2f} ms per run in operators" in result.output
+    assert "top 4 nodes:" in result.output and "not profiled: litert has no per-operator profiler" in result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from fiqa_edge.backends import open_backend
 from fiqa_edge.cli import main
 from fiqa_edge.converters.convert import convert
 from fiqa_edge.converters.coreml import CoreMlOptions
+from fiqa_edge.converters.onnx import OnnxOptions
 from fiqa_edge.converters.openvino import OpenVinoOptions
 from fiqa_edge.converters.targets import TARGETS
 from fiqa_edge.converters.validate import BOUNDS, Bound, enforce
@@ -41,6 +43,7 @@ def student() -> LoadedModel:
 # A random-weight model scores faces within a narrow band, where int8 rounding reorders close
 # neighbours; the product's int8 bound (SRCC, PLCC >= 0.995) is held on the trained default model.
 LOOSE_INT8 = {**BOUNDS, "int8": Bound(srcc=0.95, plcc=0.95)}
+STATIC = OnnxOptions(int8_mode="static")  # calibrated QDQ: what the placement and calibration tests inspect
 
 
 @pytest.fixture(scope="module", params=sorted(TARGETS))
@@ -54,7 +57,7 @@ def bundles(request, student, faces, tmp_path_factory):
         pytest.skip(f"{target.key} models do not run on this machine (their spec checks are tested below)")
     out = tmp_path_factory.mktemp(f"bundles-{target.key}")
     results = convert(student, [target.key], out=out, precisions=target.precisions, calibration=faces[:20],
-                      validation=faces[20:], bounds=LOOSE_INT8)
+                      validation=faces[20:], bounds=LOOSE_INT8, options={"onnx": STATIC})
     return target, out, {r.precision: r for r in results}
 
 
@@ -310,7 +313,6 @@ def test_one_fp32_export_and_one_int8_graph_per_run(student, faces, tmp_path, mo
     from collections import Counter
 
     import fiqa_edge.converters.onnx as onnx_module
-    from fiqa_edge.converters.onnx import OnnxOptions
 
     calls: Counter[str] = Counter()
     for name in ("export_fp32", "quantize_int8"):
@@ -322,7 +324,7 @@ def test_one_fp32_export_and_one_int8_graph_per_run(student, faces, tmp_path, mo
 
         monkeypatch.setattr(onnx_module, name, counted)
     results = convert(student, ["onnx", "openvino"], out=tmp_path / "a", precisions=["fp32", "int8"],
-                      calibration=faces[:8], validation=faces[20:30], bounds=LOOSE_INT8)
+                      calibration=faces[:8], validation=faces[20:30], bounds=LOOSE_INT8, options={"onnx": STATIC})
     assert [r.error for r in results] == [None] * 4
     assert calls == {"export_fp32": 1, "quantize_int8": 1}
     calls.clear()  # a graph-changing ONNX setting needs its own export; OpenVINO keeps the static one
@@ -337,7 +339,8 @@ def test_default_faces_are_disjoint_and_recorded(student, tmp_path):
     calib, valid = sample_faces("calibration"), sample_faces("validation")
     assert len(calib) == len(valid) == 20 and sorted(calib + valid) == sample_faces()
     assert not {p.parent.name for p in calib} & {p.parent.name for p in valid}
-    (result,) = convert(student, ["onnx"], out=tmp_path, precisions=["int8"], bounds=LOOSE_INT8)
+    (result,) = convert(student, ["onnx"], out=tmp_path, precisions=["int8"], bounds=LOOSE_INT8,
+                        options={"onnx": STATIC})
     figures = Manifest.load(result.bundle).figures
     used = figures["parity_vs_torch_fp32"]["faces"]
     assert figures["calibration"]["images"] == used["images"] == 20 and used["also_in_calibration"] == 0
@@ -406,3 +409,15 @@ def test_convert_prints_our_table_not_the_exporters_progress(student, faces, tmp
     assert result.exit_code == 0, result.output
     shown = result.output + "".join(capfd.readouterr())
     assert "coreml" in shown and "Running MIL" not in shown and "Converting PyTorch Frontend" not in shown
+
+
+def test_onnx_dynamic_int8_quantizes_matmuls_without_calibration(student, faces, tmp_path):
+    (result,) = convert(student, ["onnx"], out=tmp_path, precisions=["int8"], calibration=faces[:10],
+                        validation=faces[20:], bounds=LOOSE_INT8, options={"onnx": OnnxOptions(int8_mode="dynamic")})
+    assert result.error is None, result.error
+    ops = Counter(n.op_type for n in onnx.load(str(result.bundle / "model.onnx")).graph.node)
+    assert ops["MatMulInteger"] > 20 and ops["DynamicQuantizeLinear"] > 20 and ops["QuantizeLinear"] == 0
+    manifest = Manifest.load(result.bundle)
+    assert manifest.figures["quantization"] == {"mode": "dynamic"}
+    assert manifest.figures["calibration"].startswith("none: dynamic int8")
+    assert 0 < result.parity["max_abs"] and result.parity["srcc"] >= LOOSE_INT8["int8"].srcc

@@ -28,11 +28,13 @@ class OnnxRuntimeBackend:
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike[str], *, threads: int | None = None, device: str | None = None, **_: object
+        cls, path: str | os.PathLike[str], *, threads: int | None = None, device: str | None = None,
+        profile_prefix: str | None = None, **_: object
     ) -> OnnxRuntimeBackend:
         """Open ``model.onnx`` or a bundle folder holding one (manifest embedded or in fiqa.json).
 
-        ``device``: ``cpu`` or ``cuda`` (default: CUDA when onnxruntime has it).
+        ``device``: ``cpu`` or ``cuda`` (default: CUDA when onnxruntime has it). ``profile_prefix``: record
+        onnxruntime's per-node profile, written by ``session.end_profiling()`` to a file named from it.
         """
         path = model_path(path)
         options = ort.SessionOptions()
@@ -42,6 +44,9 @@ class OnnxRuntimeBackend:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads:
             options.intra_op_num_threads = threads
+        if profile_prefix:
+            options.enable_profiling = True
+            options.profile_file_prefix = profile_prefix
         wanted = {"cpu": ["CPUExecutionProvider"], "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"]}
         if device is not None and device.lower() not in wanted:
             msg = f"onnxruntime device must be cpu or cuda, got {device!r}"

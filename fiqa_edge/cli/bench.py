@@ -78,16 +78,22 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
 @click.option("--gate", "gates", multiple=True, metavar="EXPR",
               help="Fail (exit 1) unless every measured row meets EXPR, e.g. 'parity.srcc>=0.99', "
                    "'latency.p50_ms<=10', 'throughput_ips.8>=100'. Repeatable.")
+@click.option("--profile", is_flag=True,
+              help="Instead of the comparison: where each artifact's time goes (ms per run by operator type, and the "
+                   "top nodes) under its runtime's profiler (onnxruntime, OpenVINO, torch), batch 1, --rounds runs.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Nodes listed per artifact with --profile.")
 def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | None, root: Path | None, limit: int | None,
               batch_sizes: str, threads: int | None, workers: int, reference: Path | None, rounds: int, per_round: int,
-              warmup: int, pause: float, json_out: Path | None, md_out: Path | None, plot_out: Path | None, gates: tuple[str, ...]) -> None:
+              warmup: int, pause: float, json_out: Path | None, md_out: Path | None, plot_out: Path | None,
+              gates: tuple[str, ...], profile: bool, top: int) -> None:
     """Cost, latency, throughput, parity and accuracy of TARGETS, side by side.
 
     Every artifact runs in its own process and is timed in interleaved turns
     (model only, preprocessed input); end-to-end images/s adds decoding and
     preprocessing with --workers threads; peak RSS is that process's.
     Backends that cannot run on this device are listed as skipped with the
-    reason. Exit status 1 when a gate fails.
+    reason. Exit status 1 when a gate fails. With --profile, the per-operator
+    breakdown of each artifact instead (--json writes it).
     """
     import sys
 
@@ -111,6 +117,16 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
     if not targets:
         runnable = tuple(b for b in (DEFAULT_BUNDLE, DEFAULT_LITERT_BUNDLE) if cannot_run(Manifest.load(b).backend) is None)
         targets = ((DEFAULT_MODEL,) if is_available("torch") else ()) + (runnable or (DEFAULT_BUNDLE,))
+    if profile:
+        from ..benchmarks.harness import find_artifacts
+        from ..benchmarks.profile import profile_artifacts, profile_table
+
+        profiles = profile_artifacts(find_artifacts(targets), threads=threads, runs=rounds)
+        click.echo(profile_table(profiles, top), nl=False, err=str(json_out) == "-")
+        if json_out:
+            text = json.dumps([p.to_dict() for p in profiles], indent=2) + "\n"
+            click.echo(text, nl=False) if str(json_out) == "-" else atomic_write_text(json_out, text)
+        return
     items, root = _read_images(images, labels, root, limit)
     report = run_bench(targets, items, root=root, batch_sizes=sizes, threads=threads, workers=workers,
                        reference=reference, warmup=warmup, rounds=rounds, per_round=per_round, pause=pause)
