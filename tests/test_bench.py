@@ -164,3 +164,14 @@ def test_profile_breaks_the_time_down_by_operator(tmp_path):
     assert litert["reason"] == "litert has no per-operator profiler in its Python API"
     assert f"{onnx['total_ms']:.2f} ms per run in operators" in result.output
     assert "top 4 nodes:" in result.output and "not profiled: litert has no per-operator profiler" in result.output
+
+
+def test_profile_of_a_torch_checkpoint_counts_self_time_once():
+    from fiqa_edge.benchmarks.harness import Artifact
+    from fiqa_edge.benchmarks.profile import profile_artifacts
+
+    (profile,) = profile_artifacts([Artifact(str(DEFAULT_MODEL), DEFAULT_MODEL, "torch")], runs=3)
+    assert profile.reason is None and profile.input_size == 128
+    assert {"aten::addmm", "aten::native_layer_norm"} <= set(profile.by_op)
+    assert "aten::linear" not in profile.by_op or profile.by_op["aten::linear"] < profile.by_op["aten::addmm"]
+    assert profile.total_ms == pytest.approx(sum(profile.by_op.values()))
