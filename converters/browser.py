@@ -24,7 +24,7 @@ from typing import Any
 
 from fiqa_edge.errors import FiqaError
 
-__all__ = ["WEB_DIR", "BrowserSession", "browser_unavailable", "find_chromium", "npm_package_dir"]
+__all__ = ["WEB_DIR", "BrowserSession", "StaticServer", "browser_unavailable", "find_chromium", "npm_package_dir"]
 
 #: the npm project: package.json, its lockfile, the page's sources (src/) and the driver
 WEB_DIR = Path(__file__).parent / "web"
@@ -80,6 +80,21 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class StaticServer:
+    """Serves ``folder`` over HTTP on ``host:port`` (0: a free port) in a background thread, with the
+    cross-origin isolation headers, until :meth:`close`."""
+
+    def __init__(self, folder: Path, host: str = "127.0.0.1", port: int = 0) -> None:
+        handler = functools.partial(_Handler, directory=str(folder))
+        self._server = http.server.ThreadingHTTPServer((host, port), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        self.url = f"http://{host}:{self._server.server_address[1]}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class BrowserSession:
     """Chromium driven through :meth:`call`, on pages of ``serve``: a folder (served here on 127.0.0.1 with the
     cross-origin isolation headers; it gets a ``blank.html`` to load bundles from) or the URL of a server.
@@ -93,14 +108,11 @@ class BrowserSession:
         if reason := browser_unavailable():
             msg = f"cannot run a browser: {reason}"
             raise FiqaError(msg)
-        self._server: http.server.ThreadingHTTPServer | None = None
+        self._server: StaticServer | None = None
         if isinstance(serve, Path):
             (serve / "blank.html").write_text("<!doctype html><title>fiqa-edge</title>\n")
-            handler = functools.partial(_Handler, directory=str(serve))
-            self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-            threading.Thread(target=self._server.serve_forever, daemon=True).start()
-            serve = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self.url = serve.rstrip("/")
+            self._server = StaticServer(serve)
+        self.url = (self._server.url if self._server else str(serve)).rstrip("/")
         self._stderr = tempfile.TemporaryFile("w+")
         self._node = subprocess.Popen(["node", str(WEB_DIR / "drive.mjs"), str(find_chromium()), self.url],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
@@ -141,8 +153,7 @@ class BrowserSession:
                 self._node.communicate()
         self._stderr.close()
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            self._server.close()
 
     def __enter__(self) -> BrowserSession:
         return self

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -143,7 +144,7 @@ def test_demo_page_scores_photos_and_names_bad_files(web_bundles, bad_files, tmp
         server.wait()
     assert shown["state"] == "ready" and shown["error"] is None and shown["pageErrors"] == []
     assert shown["external"] == []  # nothing fetched from anywhere but the bundle's own server
-    assert "1 thread(s)" in shown["status"]  # a plain static server: not cross-origin isolated, no threads
+    assert not shown["isolated"] and "1 thread(s)" in shown["status"]  # a plain static server: no wasm threads
     rows = {row["file"]: row for row in shown["rows"]}
     for path in good:  # picked files score as the stored fp32 reference does
         name = path.relative_to(SAMPLES_DIR).as_posix()
@@ -202,3 +203,20 @@ def test_bench_has_a_browser_row_beside_the_native_ones(web_bundles):
     assert native.status == "ok" and native.backend == "onnxruntime"
     assert "onnxruntime-web int8: headless Chromium, wasm" in table(report)
     assert time.perf_counter() - t0 < 120
+
+
+@needs_browser
+def test_serve_command_makes_the_page_cross_origin_isolated(web_bundles):
+    server = subprocess.Popen([sys.executable, "-m", "fiqa_edge", "serve", str(web_bundles["int8"].bundle), "--port", "0"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert server.stdout is not None
+        url = re.search(r"at (http://\S+)/ ", server.stdout.readline())[1]
+        with BrowserSession(url) as browser:
+            shown = browser.call("demo", path="/index.html", files=[str(sorted(SAMPLES_DIR.glob("*/*.jpg"))[0])])
+    finally:
+        server.terminate()
+        server.wait()
+    assert shown["isolated"] and shown["error"] is None and shown["rows"][0]["score"] is not None
+    threads = int(re.search(r"(\d+) thread\(s\)", shown["status"])[1])
+    assert threads >= min(2, os.cpu_count() or 1)  # the page's default: up to 4 where isolated

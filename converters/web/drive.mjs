@@ -94,6 +94,7 @@ const handlers = {
     const shown = await page.evaluate(() => ({
       status: document.getElementById('status').textContent,
       state: document.getElementById('status').dataset.state,
+      isolated: window.crossOriginIsolated,
       error: document.getElementById('error').hidden ? null : document.getElementById('error').textContent,
       parity: { ...document.getElementById('parity').dataset, text: document.getElementById('parity').textContent },
       firstScoreMs: document.body.dataset.firstScoreMs ? Number(document.body.dataset.firstScoreMs) : null,
