@@ -41,7 +41,7 @@ class BrowserWorker:
         self._urls = browser_root(path, files, serve)
         self._plain = [u for u, ref in zip(self._urls, refs) if parse_ref(ref)[1] is None]
         self._first = str(files[0].resolve())
-        self._path, self._threads, self._samples = path, threads or 0, list(sample_names)
+        self._path, self._threads, self._samples, self._refs = path, threads or 0, list(sample_names), list(refs)
         self._browser: BrowserSession | None = None
 
     def ready(self) -> dict[str, Any]:
@@ -50,17 +50,13 @@ class BrowserWorker:
             self._browser = BrowserSession(Path(self._tmp.name))
             first = self._browser.call("demo", path="/bundle/index.html", files=[self._first])
             info = self._browser.call("load", bundle="/bundle/", threads=self._threads)
-            scored = self._browser.call("score", urls=self._urls)
-            failed = [r["error"] for r in scored if "error" in r]
-            if failed:
-                msg = f"{len(failed)} images failed in the page, the first: {failed[0]}"
-                raise RuntimeError(msg)
+            scores = self._browser.scores(self._urls, self._refs)
             samples = self._browser.call("score", urls=[f"/bundle/reference/{n}" for n in self._samples])
         except Exception as exc:
             raise RuntimeError(" ".join(f"{type(exc).__name__}: {exc}".split())[:300]) from exc
         manifest = Manifest.load(self._path)
         return {
-            "scores": np.array([r["score"] for r in scored], dtype=np.float64),
+            "scores": scores,
             "precision": manifest.precision,
             "figures": manifest.figures,
             "source_sha256": manifest.source_sha256,

@@ -26,10 +26,8 @@ from fiqa_edge.errors import FiqaError, first_line
 
 from .harness import Artifact
 
-__all__ = ["PROFILED", "Profile", "profile_artifacts", "profile_table"]
+__all__ = ["Profile", "profile_artifacts", "profile_table"]
 
-#: backends with a per-operator profiler here
-PROFILED = ("onnxruntime", "openvino", "torch", "torch-compile")
 #: untimed runs first (OpenVINO compiles some kernels on their first calls)
 WARMUP = 10
 
@@ -52,26 +50,20 @@ class Profile:
         return asdict(self)
 
 
-def _onnxruntime(path: Path, threads: int | None, x: np.ndarray, runs: int) -> list[tuple[str, str, float]]:
-    from fiqa_edge.backends.onnxruntime_backend import OnnxRuntimeBackend
-
-    with tempfile.TemporaryDirectory() as tmp:
-        backend = OnnxRuntimeBackend.load(path, threads=threads, device="cpu", profile_prefix=str(Path(tmp) / "ort"))
-        for _ in range(WARMUP + runs):
-            backend.predict(x)
-        events = json.loads(Path(backend.session.end_profiling()).read_text())
-    kernels = [e for e in events if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")]
+def _onnxruntime(backend: Any, x: np.ndarray, runs: int) -> list[tuple[str, str, float]]:
+    """(node, op type, ms over ``runs``) from a backend loaded with a ``profile_prefix``."""
+    for _ in range(WARMUP + runs):
+        backend.predict(x)
+    events = json.loads(Path(backend.session.end_profiling()).read_text())
     per_node: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for e in kernels:
-        per_node[(e["name"].removesuffix("_kernel_time"), e["args"]["op_name"])].append(e["dur"] / 1e3)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per_node[(e["name"].removesuffix("_kernel_time"), e["args"]["op_name"])].append(e["dur"] / 1e3)
     # the last ``runs`` calls of each node: the first ones were warm-up
     return [(name, op, float(np.sum(times[-runs:]))) for (name, op), times in per_node.items()]
 
 
-def _openvino(path: Path, threads: int | None, x: np.ndarray, runs: int) -> list[tuple[str, str, float]]:
-    from fiqa_edge.backends import open_backend
-
-    backend: Any = open_backend("openvino", path, threads=threads)
+def _openvino(backend: Any, x: np.ndarray, runs: int) -> list[tuple[str, str, float]]:
     static = backend.model.clone()
     static.reshape(list(x.shape))
     compiled = backend.core.compile_model(static, backend.device, {**backend.config, "PERF_COUNT": "YES"})
@@ -87,12 +79,9 @@ def _openvino(path: Path, threads: int | None, x: np.ndarray, runs: int) -> list
     return [(name, op, ms) for (name, op), ms in totals.items()]
 
 
-def _torch(path: Path, backend_name: str, threads: int | None, x: np.ndarray, runs: int) -> list[tuple[str, str, float]]:
+def _torch(backend: Any, x: np.ndarray, runs: int) -> list[tuple[str, str, float]]:
     from torch.profiler import ProfilerActivity, profile
 
-    from fiqa_edge.backends import open_backend
-
-    backend = open_backend(backend_name, path, threads=threads)
     for _ in range(WARMUP):
         backend.predict(x)
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
@@ -106,6 +95,9 @@ def _torch(path: Path, backend_name: str, threads: int | None, x: np.ndarray, ru
     return rows
 
 
+_PROFILERS = {"onnxruntime": _onnxruntime, "openvino": _openvino, "torch": _torch, "torch-compile": _torch}
+
+
 def _profile_in_process(artifact: Artifact, threads: int | None, runs: int) -> dict[str, Any]:
     from fiqa_edge._output import captured_output
     from fiqa_edge.assets import sample_faces
@@ -113,20 +105,22 @@ def _profile_in_process(artifact: Artifact, threads: int | None, runs: int) -> d
     from fiqa_edge.imaging import load_image
     from fiqa_edge.preprocess import preprocess
 
-    with captured_output(f"profile {artifact.target}"):  # the profilers' native notices: shown with -v
-        spec = open_backend(artifact.backend, artifact.path).spec
-        x = preprocess(load_image(sample_faces()[0]), spec)[None]
-        if artifact.backend == "onnxruntime":
-            rows = _onnxruntime(artifact.path, threads, x, runs)
-        elif artifact.backend == "openvino":
-            rows = _openvino(artifact.path, threads, x, runs)
+    # the profilers' native notices are shown with -v only
+    with captured_output(f"profile {artifact.target}"), tempfile.TemporaryDirectory() as tmp:
+        if artifact.backend == "onnxruntime":  # profiling is a session option: set when the session is made
+            from fiqa_edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+
+            backend: Any = OnnxRuntimeBackend.load(artifact.path, threads=threads, device="cpu",
+                                                   profile_prefix=str(Path(tmp) / "ort"))
         else:
-            rows = _torch(artifact.path, artifact.backend, threads, x, runs)
+            backend = open_backend(artifact.backend, artifact.path, threads=threads)
+        x = preprocess(load_image(sample_faces()[0]), backend.spec)[None]
+        rows = _PROFILERS[artifact.backend](backend, x, runs)
     by_op: dict[str, float] = defaultdict(float)
     for _, op, ms in rows:
         by_op[op] += ms / runs
     nodes = sorted(((name, op, ms / runs) for name, op, ms in rows), key=lambda r: -r[2])
-    return {"input_size": spec.input_size, "total_ms": sum(by_op.values()), "nodes": nodes,
+    return {"input_size": backend.spec.input_size, "total_ms": sum(by_op.values()), "nodes": nodes,
             "by_op": dict(sorted(by_op.items(), key=lambda kv: -kv[1]))}
 
 
@@ -139,7 +133,7 @@ def profile_artifacts(artifacts: list[Artifact], *, threads: int | None = None, 
     for artifact in artifacts:
         profile = Profile(artifact.target, artifact.backend, artifact.precision, runs=runs)
         reason = cannot_run(artifact.backend)
-        if reason is None and artifact.backend not in PROFILED:
+        if reason is None and artifact.backend not in _PROFILERS:
             reason = f"{artifact.backend} has no per-operator profiler in its Python API"
         if reason:
             profile.reason = reason

@@ -106,10 +106,6 @@ class Converter(ABC, Generic[OptionsT]):
         """Why its artifacts cannot run on this machine (then :meth:`inspect` checks them instead), or None."""
         return cannot_run(self.backend)
 
-    def runs_here(self) -> bool:
-        """Whether its artifacts run, hence are parity-checked, on this machine."""
-        return self.cannot_validate() is None
-
     @abstractmethod
     def build(self, ctx: BuildContext, precision: str, dst: Path, options: OptionsT) -> dict[str, Any] | None:
         """Write the ``precision`` artifact of ``ctx.loaded`` to ``dst`` (inside a temporary bundle folder).

@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import numpy as np
+
 from fiqa_edge.errors import FiqaError
 
 __all__ = ["WEB_DIR", "BrowserSession", "StaticServer", "browser_unavailable", "find_chromium", "npm_package_dir"]
@@ -142,6 +144,20 @@ class BrowserSession:
             page = "; ".join(answer.get("page") or [])
             raise FiqaError(f"in the browser: {answer['error']}" + (f" (page: {page})" if page else ""))
         return answer["result"]
+
+    def scores(self, urls: list[str], names: list[str]) -> np.ndarray:
+        """The loaded scorer's scores of the images at ``urls`` (float64).
+
+        Raises:
+            FiqaError: an image failed in the page (the first one is named by ``names``, and how many failed).
+        """
+        results = self.call("score", urls=urls)
+        failed = [(name, r["error"]) for name, r in zip(names, results) if "error" in r]
+        if failed:
+            msg = f"the page could not score {failed[0][0]}: {failed[0][1]}" + (
+                f" (and {len(failed) - 1} more)" if len(failed) > 1 else "")
+            raise FiqaError(msg)
+        return np.array([r["score"] for r in results], dtype=np.float64)
 
     def close(self) -> None:
         """Close the browser and stop serving."""

@@ -131,14 +131,10 @@ class WebConverter(Converter[WebOptions]):
             urls = browser_root(bundle, list(ctx.validation.paths), Path(tmp))
             with BrowserSession(Path(tmp)) as browser:
                 info = browser.call("load", bundle="/bundle/", threads=options.threads)
-                results = browser.call("score", urls=urls)
-        failed = [(p, r["error"]) for p, r in zip(ctx.validation.paths, results) if "error" in r]
-        if failed:
-            msg = f"the page could not score {failed[0][0]}: {failed[0][1]}"
-            raise RuntimeError(msg)
+                scores = browser.scores(urls, [str(p) for p in ctx.validation.paths])
         ran = {"browser": "headless Chromium", "backend": info["backend"], "threads": info["threads"],
                "onnxruntime_web": info["ortVersion"], "preprocessing": "in the page (fiqa-worker.js)"}
-        return np.array([r["score"] for r in results], dtype=np.float64), ran
+        return scores, ran
 
     def inspect(self, model_file: Path, manifest: Manifest) -> dict[str, Any]:
         """Without a browser: the graph passes the ONNX checker and every file the page loads is there."""

@@ -37,31 +37,52 @@ needs_npm = pytest.mark.skipif(npm_missing() is not None, reason=f"web: {npm_mis
 needs_browser = pytest.mark.skipif(browser_unavailable() is not None, reason=f"web: {browser_unavailable()}")
 
 
+def _in_node(tmp_path: Path, call: str, cases: list[dict], extra: dict | None = None) -> list[bytes]:
+    """``call`` (a JS expression of ``c``, the case, its ``px`` pixels and ``req``) for each case, run by Node on
+    preprocess.js; the raw bytes of each result."""
+    (tmp_path / "cases.json").write_text(json.dumps({"cases": cases, **(extra or {})}))
+    script = tmp_path / "run.mjs"
+    script.write_text(
+        f"import {{ preprocess, resizeBilinear }} from {json.dumps((WEB_DIR / 'src' / 'preprocess.js').as_uri())};\n"
+        "import fs from 'node:fs';\n"
+        "const req = JSON.parse(fs.readFileSync(process.argv[2]));\n"
+        "console.log(JSON.stringify(req.cases.map((c) => { const px = Uint8Array.from(Buffer.from(c.pixels, 'base64'));\n"
+        f"  const r = {call}; return Buffer.from(r.buffer, r.byteOffset, r.byteLength).toString('base64'); }})));\n")
+    out = subprocess.run(["node", str(script), str(tmp_path / "cases.json")], capture_output=True, text=True, check=True)
+    return [base64.b64decode(e) for e in json.loads(out.stdout)]
+
+
+def _case(rgb: np.ndarray, channels: int, **more) -> dict:
+    pixels = np.concatenate([rgb, np.full((*rgb.shape[:2], 1), 255, np.uint8)], 2) if channels == 4 else rgb
+    return {"w": rgb.shape[1], "h": rgb.shape[0], "ch": channels, "pixels": base64.b64encode(pixels.tobytes()).decode(),
+            **more}
+
+
 @needs_node
 def test_javascript_preprocessing_is_pillows_bit_for_bit(tmp_path):
     """preprocess.js against fiqa_edge.preprocess on random pixels: down- and upscaling, odd sizes, RGBA input."""
     spec = PreprocessSpec(input_size=128, resize=176)
     rng = np.random.default_rng(0)
     sizes = [(250, 250), (6, 4), (176, 176), (177, 300), (640, 480), (1000, 177), (129, 500), (2000, 1333)]
-    cases, images = [], []
-    for i, (w, h) in enumerate(sizes):
-        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
-        channels = 4 if i % 2 else 3  # the browser hands over RGBA; 3 covers plain RGB callers
-        pixels = np.concatenate([rgb, np.full((h, w, 1), 255, np.uint8)], 2) if channels == 4 else rgb
-        cases.append({"w": w, "h": h, "ch": channels, "pixels": base64.b64encode(pixels.tobytes()).decode()})
-        images.append(Image.fromarray(rgb))
-    (tmp_path / "cases.json").write_text(json.dumps({"spec": spec.to_dict(), "cases": cases}))
-    script = tmp_path / "run.mjs"
-    script.write_text(
-        f"import {{ preprocess }} from {json.dumps((WEB_DIR / 'src' / 'preprocess.js').as_uri())};\n"
-        "import fs from 'node:fs';\n"
-        "const req = JSON.parse(fs.readFileSync(process.argv[2]));\n"
-        "console.log(JSON.stringify(req.cases.map((c) => Buffer.from(preprocess(Uint8Array.from(Buffer.from(c.pixels, "
-        "'base64')), c.w, c.h, c.ch, req.spec).buffer).toString('base64'))));\n")
-    out = subprocess.run(["node", str(script), str(tmp_path / "cases.json")], capture_output=True, text=True, check=True)
-    for image, encoded in zip(images, json.loads(out.stdout)):
-        got = np.frombuffer(base64.b64decode(encoded), np.float32).reshape(3, 128, 128)
-        np.testing.assert_array_equal(got, preprocess(image, spec), err_msg=f"{image.size}")
+    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for w, h in sizes]
+    # the browser hands over RGBA; 3 channels cover plain RGB callers
+    cases = [_case(rgb, 4 if i % 2 else 3) for i, rgb in enumerate(images)]
+    got = _in_node(tmp_path, "preprocess(px, c.w, c.h, c.ch, req.spec)", cases, {"spec": spec.to_dict()})
+    for rgb, raw in zip(images, got):
+        np.testing.assert_array_equal(np.frombuffer(raw, np.float32).reshape(3, 128, 128),
+                                      preprocess(Image.fromarray(rgb), spec), err_msg=f"{rgb.shape}")
+
+
+@needs_node
+def test_javascript_resize_is_pillows_along_either_axis_alone(tmp_path):
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    sizes = [(50, 23), (31, 40), (50, 97), (80, 70), (13, 9)]  # vertical only, horizontal only, up, both ways
+    cases = [_case(rgb, 4 if i % 2 else 3, dw=w, dh=h) for i, (w, h) in enumerate(sizes)]
+    got = _in_node(tmp_path, "resizeBilinear(px, c.w, c.h, c.ch, c.dw, c.dh)", cases)
+    for (w, h), raw in zip(sizes, got):
+        want = np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BILINEAR))
+        np.testing.assert_array_equal(np.frombuffer(raw, np.uint8).reshape(h, w, 3), want, err_msg=f"{(w, h)}")
 
 
 def test_the_page_refuses_images_over_the_python_pixel_limit():
@@ -220,3 +241,35 @@ def test_serve_command_makes_the_page_cross_origin_isolated(web_bundles):
     assert shown["isolated"] and shown["error"] is None and shown["rows"][0]["score"] is not None
     threads = int(re.search(r"(\d+) thread\(s\)", shown["status"])[1])
     assert threads >= min(2, os.cpu_count() or 1)  # the page's default: up to 4 where isolated
+
+
+@needs_browser
+def test_demo_page_names_a_broken_bundle(web_bundles, tmp_path):
+    from fiqa_edge.converters.browser import StaticServer
+
+    broken = tmp_path / "broken"
+    shutil.copytree(web_bundles["fp32"].bundle, broken)
+    (broken / "model.onnx").write_bytes(b"not a model")
+    server = StaticServer(broken)
+    try:
+        with BrowserSession(server.url) as browser:
+            shown = browser.call("demo", path="/index.html")
+            (broken / "model.onnx").unlink()
+            missing = browser.call("demo", path="/index.html")
+    finally:
+        server.close()
+    assert shown["state"] == "failed" and "protobuf parsing failed" in shown["error"]
+    assert missing["state"] == "failed" and missing["error"].endswith("/model.onnx: HTTP 404")
+
+
+@needs_browser
+def test_a_face_the_page_cannot_score_is_named(web_bundles, bad_files, faces, tmp_path):
+    from fiqa_edge.errors import FiqaError
+
+    images = [faces[0], bad_files["text"], bad_files["truncated"]]
+    urls = browser_root(web_bundles["fp32"].bundle, images, tmp_path)
+    with BrowserSession(tmp_path) as browser:
+        browser.call("load", bundle="/bundle/")
+        assert browser.scores(urls[:1], ["good"])[0] > 0
+        with pytest.raises(FiqaError, match=r"could not score notes.jpg: not an image .* \(and 1 more\)"):
+            browser.scores(urls, [p.name for p in images])

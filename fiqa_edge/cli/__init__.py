@@ -195,11 +195,12 @@ def models(pattern: str) -> None:
 # the other command families, attached last (they import this module's group)
 from . import bench as _bench  # noqa: E402
 from . import convert as _convert  # noqa: E402
+from . import serve as _serve  # noqa: E402
 from . import train as _train  # noqa: E402
 
 main.add_command(_train.train)
 main.add_command(_train.pseudo_label_command)
 main.add_command(_train.label)
 main.add_command(_convert.convert)
-main.add_command(_convert.serve)
+main.add_command(_serve.serve)
 main.add_command(_bench.bench)

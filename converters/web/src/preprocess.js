@@ -54,80 +54,45 @@ function clip8(acc) {
   return v < 0 ? 0 : v > 255 ? 255 : v;
 }
 
-/**
- * Resize 8-bit RGB pixels (`src`, `channels` values per pixel, the first three used) to dw x dh with
- * Pillow's BILINEAR: horizontal pass first, then vertical, each rounded to 8 bits. Returns RGB (3 per pixel).
- */
-export function resizeBilinear(src, sw, sh, channels, dw, dh) {
-  const needH = dw !== sw;
-  const needV = dh !== sh;
-  const vert = coefficients(sh, dh);
-  let rows = sh;
-  let first = 0;
-  let img = src;
-  let width = sw;
-  let stride = channels;
-  if (needH) {
-    const horiz = coefficients(sw, dw);
-    first = vert.bounds[0];
-    const last = vert.bounds[dh * 2 - 2] + vert.bounds[dh * 2 - 1];
-    rows = last - first;
-    const tmp = new Uint8Array(dw * rows * 3);
-    for (let y = 0; y < rows; y++) {
-      const row = (y + first) * sw * channels;
-      for (let xx = 0; xx < dw; xx++) {
-        const xmin = horiz.bounds[xx * 2];
-        const xmax = horiz.bounds[xx * 2 + 1];
-        const k0 = xx * horiz.ksize;
-        let r = HALF, g = HALF, b = HALF;
-        for (let x = 0; x < xmax; x++) {
-          const w = horiz.k[k0 + x];
-          const p = row + (x + xmin) * channels;
-          r += src[p] * w;
-          g += src[p + 1] * w;
-          b += src[p + 2] * w;
-        }
-        const o = (y * dw + xx) * 3;
-        tmp[o] = clip8(r);
-        tmp[o + 1] = clip8(g);
-        tmp[o + 2] = clip8(b);
+// One of Pillow's 8-bit passes along an axis (ImagingResampleHorizontal/Vertical_8bpc): output pixel b of
+// line l sums the taps from src[l * lineStride + bounds[2b] * tapStride] on, tapStride apart, into
+// out[l * outLineStride + b * outStep] (RGB).
+function resamplePass(src, lines, lineStride, tapStride, { ksize, bounds, k }, size, outLineStride, outStep) {
+  const out = new Uint8Array(lines * size * 3);
+  for (let l = 0; l < lines; l++) {
+    for (let b = 0; b < size; b++) {
+      const taps = bounds[b * 2 + 1];
+      let p = l * lineStride + bounds[b * 2] * tapStride;
+      let r = HALF, g = HALF, bl = HALF;
+      for (let t = 0; t < taps; t++, p += tapStride) {
+        const w = k[b * ksize + t];
+        r += src[p] * w;
+        g += src[p + 1] * w;
+        bl += src[p + 2] * w;
       }
-    }
-    img = tmp;
-    width = dw;
-    stride = 3;
-  }
-  if (!needV) {
-    if (stride === 3 && first === 0) return img;
-    const out = new Uint8Array(width * dh * 3);
-    for (let i = 0, p = first * width * stride; i < width * dh; i++, p += stride) {
-      out[i * 3] = img[p];
-      out[i * 3 + 1] = img[p + 1];
-      out[i * 3 + 2] = img[p + 2];
-    }
-    return out;
-  }
-  const out = new Uint8Array(width * dh * 3);
-  for (let yy = 0; yy < dh; yy++) {
-    const ymin = vert.bounds[yy * 2] - first;
-    const ymax = vert.bounds[yy * 2 + 1];
-    const k0 = yy * vert.ksize;
-    for (let xx = 0; xx < width; xx++) {
-      let r = HALF, g = HALF, b = HALF;
-      for (let y = 0; y < ymax; y++) {
-        const w = vert.k[k0 + y];
-        const p = ((y + ymin) * width + xx) * stride;
-        r += img[p] * w;
-        g += img[p + 1] * w;
-        b += img[p + 2] * w;
-      }
-      const o = (yy * width + xx) * 3;
+      const o = l * outLineStride + b * outStep;
       out[o] = clip8(r);
       out[o + 1] = clip8(g);
-      out[o + 2] = clip8(b);
+      out[o + 2] = clip8(bl);
     }
   }
   return out;
+}
+
+/**
+ * Resize 8-bit RGB pixels (`src`, `channels` values per pixel, the first three used) to dw x dh with
+ * Pillow's BILINEAR: horizontal pass first, then vertical, each rounded to 8 bits (without a box, the
+ * vertical pass reads every row, so the horizontal one covers them all). Returns RGB (3 per pixel).
+ */
+export function resizeBilinear(src, sw, sh, channels, dw, dh) {
+  let img = src;
+  let stride = channels;
+  if (dw !== sw) {
+    img = resamplePass(src, sh, sw * channels, channels, coefficients(sw, dw), dw, dw * 3, 3);
+    stride = 3;
+  }
+  if (dh === sh) return img;
+  return resamplePass(img, dw, stride, dw * stride, coefficients(sh, dh), dh, 3, dw * 3);
 }
 
 // Python's round(): halves to even (crop offsets are integers or halves).
