@@ -421,3 +421,27 @@ def test_onnx_dynamic_int8_quantizes_matmuls_without_calibration(student, faces,
     assert manifest.figures["quantization"] == {"mode": "dynamic"}
     assert manifest.figures["calibration"].startswith("none: dynamic int8")
     assert 0 < result.parity["max_abs"] and result.parity["srcc"] >= LOOSE_INT8["int8"].srcc
+
+
+def test_channels_first_export_keeps_the_function_in_one_layout(student, tmp_path):
+    """The export rewrite: same scores, no permute pair around any ConvBlock's MLP, LayerNorm affine folded."""
+    from fiqa_edge.converters.layout import channels_first
+    from fiqa_edge.converters.onnx import export_fp32
+
+    x = torch.randn(3, 3, 64, 64)
+    rewritten = channels_first(student.model)
+    with torch.no_grad():
+        want, got = student.model.eval()(x), rewritten(x)
+    assert torch.allclose(got, want, rtol=1e-5, atol=1e-6), (got - want).abs().max()
+    assert not any(type(m).__name__ in ("ConvBlock", "LayerNorm2d") for m in rewritten.modules())
+    transposes = {}
+    for first in (True, False):
+        path = tmp_path / f"{first}.onnx"
+        export_fp32(student.model, 64, path, OnnxOptions(channels_last=not first))
+        nodes = onnx.load(str(path)).graph.node
+        transposes[first] = [n.name for n in nodes if n.op_type == "Transpose"]
+    conv_blocks = ["/" + name.replace(".", "/").replace("/blocks/", "/blocks/blocks.").replace("stages/", "stages/stages.") + "/"
+                   for name, m in student.model.named_modules() if type(m).__name__ == "ConvBlock"]
+    assert len(conv_blocks) == 9 and len(transposes[False]) - len(transposes[True]) >= 2 * len(conv_blocks)
+    assert not [t for t in transposes[True] for block in conv_blocks if t.startswith(block)]
+    assert [t for t in transposes[False] for block in conv_blocks if t.startswith(block)]  # the check can fail

@@ -158,3 +158,20 @@ def test_litert_int8_modes(mode, faces, tmp_path):
     figures = Manifest.load(result.bundle).figures
     assert figures["quantization"]["mode"] == mode and figures["calibration"].startswith("none")
     assert result.size_mb < 0.5 * (DEFAULT_LITERT_BUNDLE / "model.tflite").stat().st_size / 2**20
+
+
+def test_executorch_threads_size_the_runtime_threadpool(built, faces):
+    if cannot_run("executorch"):
+        pytest.skip(cannot_run("executorch"))
+    from executorch.extension.pybindings import portable_lib
+
+    before = portable_lib._threadpool_get_thread_count()
+    try:
+        one = QualityScorer.load(built / "executorch-fp32", threads=1)
+        assert portable_lib._threadpool_get_thread_count() == 1
+        scores = one.score_batch(faces[:4])
+        two = QualityScorer.load(built / "executorch-fp32", threads=2)
+        assert portable_lib._threadpool_get_thread_count() == 2
+        np.testing.assert_allclose(two.score_batch(faces[:4]), scores, rtol=1e-5, atol=1e-6)
+    finally:
+        portable_lib._unsafe_reset_threadpool(before)

@@ -5,7 +5,9 @@ backend needs torch; on a phone the same ``.pte`` runs in ExecuTorch's C++,
 Android (Java/Kotlin) or iOS runtime. A ``.pte`` carries no metadata of ours:
 its ``fiqa.json`` must sit beside it. Each batch size the program was exported
 for is a method (``forward``: one image; ``forward_<N>``); a batch is split
-into the largest sizes the program has.
+into the largest sizes the program has. ``threads`` sets the size of the
+runtime's threadpool, which is one per process (every program loaded in it
+shares it).
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ class ExecuTorchBackend:
         self.arch = manifest.arch
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], **_: object) -> ExecuTorchBackend:
-        """Open ``model.pte`` (with ``fiqa.json`` beside it) or its bundle folder."""
+    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, **_: object) -> ExecuTorchBackend:
+        """Open ``model.pte`` (with ``fiqa.json`` beside it) or its bundle folder; ``threads``: the threadpool size."""
         path = model_path(path)
         if not (path.parent / MANIFEST_NAME).is_file():
             msg = f"{path}: an ExecuTorch program needs its {MANIFEST_NAME} beside it (.pte files carry no metadata)"
@@ -49,6 +51,10 @@ class ExecuTorchBackend:
             with captured_output(f"ExecuTorch loading {path.name}"):  # it reports on the CPU it finds, torch warns
                 from executorch.runtime import Runtime
 
+                if threads:
+                    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+
+                    _unsafe_reset_threadpool(threads)  # the Python runtime's only handle on its threadpool
                 program = Runtime.get().load_program(str(path))  # the runtime reads (maps) the file itself
                 methods = {int(m[1] or 1): program.load_method(name)
                            for name in program.method_names if (m := _METHOD.match(name))}
