@@ -17,6 +17,7 @@ agree with the original to float rounding (tested).
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import nn
@@ -54,21 +55,22 @@ def _pointwise(linear: nn.Linear, in_scale: torch.Tensor | None = None, in_shift
         weight = weight * out_scale.detach().double()[:, None]
         bias = bias * out_scale.detach().double()
     conv = nn.Conv2d(weight.shape[1], weight.shape[0], 1)
-    conv.weight.data = weight.float()[:, :, None, None].contiguous()
-    conv.bias.data = bias.float()
+    conv.weight = nn.Parameter(weight.float()[:, :, None, None].contiguous())
+    conv.bias = nn.Parameter(bias.float())
     return conv
 
 
 class _ChannelsFirstConvBlock(nn.Module):
     """timm's EdgeNeXt ``ConvBlock`` (eval) without leaving NCHW."""
 
-    def __init__(self, block: nn.Module) -> None:
+    def __init__(self, block: Any) -> None:
         super().__init__()
         norm, mlp = block.norm, block.mlp
-        self.conv_dw, self.shortcut_after_dw = block.conv_dw, block.shortcut_after_dw
+        self.conv_dw: nn.Module = block.conv_dw
+        self.shortcut_after_dw: bool = block.shortcut_after_dw
         self.norm = ChannelNorm(norm.eps)
         self.fc1 = _pointwise(mlp.fc1, norm.weight, norm.bias)
-        self.act = mlp.act
+        self.act: nn.Module = mlp.act
         self.fc2 = _pointwise(mlp.fc2, out_scale=block.gamma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
