@@ -50,12 +50,12 @@ def has_nvidia_gpu() -> bool:
     return gpus.is_dir() and any(gpus.iterdir())
 
 
-def require(module: str, purpose: str = "") -> ModuleType:
-    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra."""
+def require(module: str, purpose: str = "", extra: str | None = None) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingDependencyError` naming the extra (``extra``, else its own)."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        extra = EXTRA_FOR.get(module.split(".")[0], "all")
+        extra = extra or EXTRA_FOR.get(module.split(".")[0], "all")
         why = f" for {purpose}" if purpose else ""
         msg = f"{module} is needed{why}: pip install 'fiqa-edge[{extra}]' ({exc})"
         raise MissingDependencyError(msg) from exc

@@ -16,8 +16,9 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -27,7 +28,10 @@ from .errors import ImageError
 from .imaging import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image, to_rgb
 from .preprocess import PreprocessSpec, preprocess
 
-__all__ = ["ImageInput", "QualityScorer", "ScoreResult", "collect_images"]
+if TYPE_CHECKING:
+    from .detect import Face, FaceFinder
+
+__all__ = ["NO_FACE", "FaceScore", "ImageInput", "QualityScorer", "ScoreResult", "collect_images"]
 
 #: What :meth:`QualityScorer.score` accepts: a path, encoded bytes, a PIL image or an HxWx3 uint8 RGB array.
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
@@ -40,6 +44,28 @@ class ScoreResult:
     path: str
     score: float | None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class FaceScore:
+    """One face of a photo: where it is, the detector's confidence, its quality score.
+
+    ``face`` counts the photo's faces from 0, most confident first; a photo with no face (or that
+    cannot be read) gives one result with ``face = -1`` and ``error`` set. ``crop`` is the aligned
+    face the model scored.
+    """
+
+    path: str
+    face: int
+    box: tuple[float, float, float, float] | None
+    confidence: float | None
+    score: float | None
+    error: str | None = None
+    crop: Image.Image | None = field(default=None, repr=False, compare=False)
+
+
+#: the error of a photo in which the detector found no face
+NO_FACE = "no face found"
 
 
 def collect_images(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -66,6 +92,7 @@ class QualityScorer:
     def __init__(self, backend: Backend, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         self.backend = backend
         self.max_pixels = max_pixels
+        self._finder: FaceFinder | None = None
 
     @classmethod
     def load(
@@ -197,11 +224,75 @@ class QualityScorer:
                     batch.clear()
                     ready = 0
 
+    def score_faces(self, image: ImageInput, finder: FaceFinder | None = None) -> list[FaceScore]:
+        """Every face ``finder`` keeps in one image, cropped to its framing and scored (no face: ``[]``).
+
+        ``finder`` defaults to a :class:`fiqa_edge.detect.FaceFinder` with the bundled model's framing.
+
+        Raises:
+            ImageError: the input cannot be decoded.
+        """
+        return self._faces(image, finder or self._default_finder(), name=_name_of(image))
+
+    def score_faces_paths(
+        self, paths: Iterable[str | os.PathLike[str]], finder: FaceFinder | None = None, *, workers: int = 2,
+    ) -> Iterator[FaceScore]:
+        """:meth:`score_faces` over files, in order: decoding, detection and alignment run in ``workers``
+        threads while the model scores the previous photo's faces; at most ``2 + workers`` photos are in
+        memory. A photo with no face, or one that fails, gives one result with ``error`` set."""
+        finder = finder or self._default_finder()
+        if workers < 0:
+            msg = f"workers must be 0 or more, got {workers}"
+            raise ValueError(msg)
+        with ThreadPoolExecutor(max_workers=workers) if workers else _Inline() as pool:
+            queued: deque[tuple[str, Future]] = deque()
+            source = iter(paths)
+            while True:
+                for path in source:
+                    queued.append((str(path), pool.submit(self._crops, path, finder)))
+                    if len(queued) > workers:
+                        break
+                if not queued:
+                    return
+                name, future = queued.popleft()
+                try:
+                    found = future.result()
+                except ImageError as exc:
+                    yield FaceScore(name, -1, None, None, None, str(exc))
+                    continue
+                if not found:
+                    yield FaceScore(name, -1, None, None, None, f"{name}: {NO_FACE}")
+                    continue
+                yield from self._scored(name, found)
+
+    def _default_finder(self) -> FaceFinder:
+        from .detect import FaceFinder
+
+        if self._finder is None:
+            self._finder = FaceFinder()
+        return self._finder
+
+    def _crops(self, image: ImageInput, finder: FaceFinder) -> list[tuple[Face, Image.Image]]:
+        return finder(self.decode(image))
+
+    def _scored(self, name: str, found: list[tuple[Face, Image.Image]]) -> list[FaceScore]:
+        scores = self.backend.predict(np.stack([preprocess(crop, self.spec) for _, crop in found]))
+        return [FaceScore(name, i, face.box, face.confidence, float(score), crop=crop)
+                for i, ((face, crop), score) in enumerate(zip(found, scores))]
+
+    def _faces(self, image: ImageInput, finder: FaceFinder, name: str) -> list[FaceScore]:
+        found = self._crops(image, finder)
+        return self._scored(name, found) if found else []
+
     def _flush(self, batch: list[tuple[str, np.ndarray | None, str | None]]) -> Iterator[ScoreResult]:
         inputs = [x for _, x, _ in batch if x is not None]
         scores = iter(self.backend.predict(np.stack(inputs)) if inputs else ())
         for name, x, error in batch:
             yield ScoreResult(name, None, error) if x is None else ScoreResult(name, float(next(scores)))
+
+
+def _name_of(image: ImageInput) -> str:
+    return str(image) if isinstance(image, (str, os.PathLike)) else f"<{type(image).__name__}>"
 
 
 class _Inline:

@@ -1,5 +1,5 @@
-"""Device installs: `pip install 'fiqa-edge[onnxruntime]'` or `'fiqa-edge[litert]'` in a clean venv brings no
-torch, scores and benches."""
+"""Device installs: `pip install 'fiqa-edge[onnxruntime]'` or `'fiqa-edge[litert,detect]'` in a clean venv brings
+no torch, scores (faces in photos too) and benches."""
 
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def test_onnxruntime_install_scores_without_torch(tmp_path, faces):
 
 @pytest.mark.slow
 def test_litert_install_scores_without_torch(tmp_path, faces):
-    venv, env = _device_venv(tmp_path, "litert", absent=("torch", "timm", "torchvision", "onnxruntime"))
+    venv, env = _device_venv(tmp_path, "litert,detect", absent=("torch", "timm", "torchvision", "onnxruntime"))
     cli = str(venv / "bin" / "fiqa-edge")
     # no --model: with only ai-edge-litert installed, the bundled LiteRT bundle scores
     done = subprocess.run([cli, "score", str(faces[0].parent.parent), "-q"], capture_output=True, text=True, env=env, cwd=tmp_path)
@@ -94,6 +94,13 @@ def test_litert_install_scores_without_torch(tmp_path, faces):
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
     expected = QualityScorer.load(DEFAULT_MODEL, "torch").score_batch([Path(r["path"]) for r in rows])
     assert np.abs(np.array([float(r["score"]) for r in rows]) - expected).max() <= 1e-4
+
+    # the detect extra adds face detection, with the detector's weights inside the installed package
+    photo = REPO / "tests" / "data" / "photos" / "Charles_Taylor_0004.jpg"
+    detected = subprocess.run([cli, "score", str(photo), "--detect", "-q"], capture_output=True, text=True, env=env,
+                              cwd=tmp_path)
+    assert detected.returncode == 0, detected.stderr[-2000:]
+    assert [r["face"] for r in csv.DictReader(io.StringIO(detected.stdout))] == ["0", "1", "2"]
 
     bad = tmp_path / "broken.tflite"
     bad.write_bytes(b"not a flatbuffer")

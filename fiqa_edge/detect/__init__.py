@@ -1,0 +1,53 @@
+"""Faces in photos: detection (BlazeFace), alignment to a model's framing, and the crops to score.
+
+Needs ``pip install 'fiqa-edge[detect]'`` (``ai-edge-litert``; no torch).
+
+>>> finder = FaceFinder()                                   # doctest: +SKIP
+>>> for face, crop in finder(image):                        # doctest: +SKIP
+...     print(face.box, face.confidence, crop.size)
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PIL import Image
+
+from .blazeface import DETECTORS, BlazeFace, Face
+from .framing import LFW_FRAMING, Framing, align_face
+
+__all__ = ["DETECTORS", "LFW_FRAMING", "BlazeFace", "Face", "FaceFinder", "Framing", "align_face"]
+
+
+class FaceFinder:
+    """Detects faces and crops each to ``framing``; safe to call from several threads (one detector each).
+
+    Args:
+        detector: a key of :data:`DETECTORS`.
+        framing: where the crops put the eyes (default: the bundled model's LFW framing).
+        max_faces: keep at most this many faces per image, the most confident.
+        min_face: drop faces whose box is narrower than this many pixels.
+        min_confidence: the detector's threshold (default: its own).
+    """
+
+    def __init__(self, detector: str = "full", *, framing: Framing = LFW_FRAMING, max_faces: int | None = None,
+                 min_face: float = 0.0, min_confidence: float | None = None) -> None:
+        if detector not in DETECTORS:
+            msg = f"unknown detector {detector!r}; choose from {', '.join(DETECTORS)}"
+            raise ValueError(msg)
+        self.detector, self.framing, self.max_faces, self.min_face = detector, framing, max_faces, min_face
+        self.min_confidence = min_confidence
+        self._local = threading.local()
+        self.detect(Image.new("RGB", (8, 8)))  # fails here, not in a worker, when ai-edge-litert is missing
+
+    def detect(self, image: Image.Image) -> list[Face]:
+        """The faces kept by ``min_face`` and ``max_faces``, most confident first."""
+        model = getattr(self._local, "model", None)
+        if model is None:
+            model = self._local.model = BlazeFace(self.detector, min_confidence=self.min_confidence, threads=1)
+        faces = [f for f in model(image) if f.width >= self.min_face]
+        return faces[: self.max_faces] if self.max_faces is not None else faces
+
+    def __call__(self, image: Image.Image) -> list[tuple[Face, Image.Image]]:
+        """Each face kept and its aligned crop."""
+        return [(face, align_face(image, face.eyes, self.framing)) for face in self.detect(image)]
