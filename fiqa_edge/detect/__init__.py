@@ -13,27 +13,31 @@ import threading
 
 from PIL import Image
 
-from .blazeface import DETECTORS, BlazeFace, Face
+from .blazeface import DETECTORS, BlazeFace, Face, merge
 from .framing import LFW_FRAMING, Framing, align_face
 
-__all__ = ["DETECTORS", "LFW_FRAMING", "BlazeFace", "Face", "FaceFinder", "Framing", "align_face"]
+__all__ = ["DETECTORS", "FINDERS", "LFW_FRAMING", "BlazeFace", "Face", "FaceFinder", "Framing", "align_face"]
+
+#: what ``detector`` may be: one BlazeFace model, or ``both`` (each on the whole image and its tiles, merged: the
+#: short range model's recall on portraits and mid-sized faces, the full range's on small faces in large frames)
+FINDERS = ("both", *DETECTORS)
 
 
 class FaceFinder:
     """Detects faces and crops each to ``framing``; safe to call from several threads (one detector each).
 
     Args:
-        detector: a key of :data:`DETECTORS`.
+        detector: a key of :data:`FINDERS`.
         framing: where the crops put the eyes (default: the bundled model's LFW framing).
         max_faces: keep at most this many faces per image, the most confident.
         min_face: drop faces whose box is narrower than this many pixels.
         min_confidence: the detector's threshold (default: its own).
     """
 
-    def __init__(self, detector: str = "full", *, framing: Framing = LFW_FRAMING, max_faces: int | None = None,
+    def __init__(self, detector: str = "both", *, framing: Framing = LFW_FRAMING, max_faces: int | None = None,
                  min_face: float = 0.0, min_confidence: float | None = None) -> None:
-        if detector not in DETECTORS:
-            msg = f"unknown detector {detector!r}; choose from {', '.join(DETECTORS)}"
+        if detector not in FINDERS:
+            msg = f"unknown detector {detector!r}; choose from {', '.join(FINDERS)}"
             raise ValueError(msg)
         self.detector, self.framing, self.max_faces, self.min_face = detector, framing, max_faces, min_face
         self.min_confidence = min_confidence
@@ -42,11 +46,19 @@ class FaceFinder:
 
     def detect(self, image: Image.Image) -> list[Face]:
         """The faces kept by ``min_face`` and ``max_faces``, most confident first."""
-        model = getattr(self._local, "model", None)
-        if model is None:
-            model = self._local.model = BlazeFace(self.detector, min_confidence=self.min_confidence, threads=1)
-        faces = [f for f in model(image) if f.width >= self.min_face]
+        if self.detector == "both":  # both models on the whole image and its tiles
+            faces = merge([self._model("short").candidates(image), self._model("full").candidates(image)])
+        else:
+            faces = self._model(self.detector)(image)
+        faces = [f for f in faces if f.width >= self.min_face]
         return faces[: self.max_faces] if self.max_faces is not None else faces
+
+    def _model(self, name: str) -> BlazeFace:
+        """This thread's interpreter of ``name`` (an interpreter serves one thread at a time)."""
+        models = self._local.__dict__.setdefault("models", {})
+        if name not in models:
+            models[name] = BlazeFace(name, min_confidence=self.min_confidence, threads=1)
+        return models[name]
 
     def __call__(self, image: Image.Image) -> list[tuple[Face, Image.Image]]:
         """Each face kept and its aligned crop."""

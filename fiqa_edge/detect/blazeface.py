@@ -17,7 +17,7 @@ from PIL import Image
 
 from .._deps import require
 
-__all__ = ["DETECTORS", "BlazeFace", "Face"]
+__all__ = ["DETECTORS", "BlazeFace", "Candidates", "Face", "merge"]
 
 _MODELS = Path(__file__).parent / "models"
 
@@ -36,6 +36,8 @@ DETECTORS = {
     "short": _Model("face_detection_short_range.tflite", 128, ((16, 2), (8, 6)), 0.5),
 }
 NMS_IOU = 0.3
+#: boxes (N, 4), confidences (N,), landmarks (N, 6, 2)
+Candidates = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,10 @@ class BlazeFace:
         in overlapping square tiles (side a third of the image's longer side, at least twice the
         input; half a tile apart), and what all passes found is merged.
         """
+        return merge([self.candidates(image, tiles=tiles)])
+
+    def candidates(self, image: Image.Image, *, tiles: bool = True) -> Candidates:
+        """Every box above the threshold, before merging (see :meth:`__call__`); :func:`merge` makes faces of them."""
         found = [self._raw(image, 0, 0)]
         n, longest = self.model.size, max(image.size)
         if tiles and longest > 2 * n:
@@ -113,7 +119,7 @@ class BlazeFace:
                 for x in _starts(image.width, side, step):
                     found.append(self._raw(image.crop((x, y, x + side, y + side)), x, y))
         boxes, confidence, landmarks = (np.concatenate(parts) for parts in zip(*found))
-        return _weighted_nms(boxes, confidence, landmarks)
+        return boxes, confidence, landmarks
 
     def _raw(self, image: Image.Image, x0: int, y0: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (N, 4), confidences (N,) and landmarks (N, 6, 2) above the threshold, before merging,
@@ -145,6 +151,12 @@ def _starts(length: int, side: int, step: int) -> list[int]:
     if length <= side:
         return [0]
     return sorted({*range(0, length - side, step), length - side})
+
+
+def merge(candidates: list[Candidates]) -> list[Face]:
+    """Faces from the candidates of one or more passes over one image (weighted NMS over all of them)."""
+    boxes, confidence, landmarks = (np.concatenate(parts) for parts in zip(*candidates))
+    return _weighted_nms(boxes, confidence, landmarks)
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
