@@ -36,8 +36,7 @@ def _detectors() -> dict[str, Callable[[Image.Image], Boxes] | str]:
 
     for name, title in (("both", "BlazeFace both (the default)"), ("full", "BlazeFace full range"),
                         ("short", "BlazeFace short range")):
-        finder = FaceFinder(name)
-        found[title] = lambda im, f=finder: [face.box for face in f.detect(im)]
+        found[title] = _boxes_of(FaceFinder(name))
     try:
         import dlib
 
@@ -56,6 +55,10 @@ def _detectors() -> dict[str, Callable[[Image.Image], Boxes] | str]:
     except ImportError:
         found["OpenCV Haar (frontal default)"] = "not installed (pip install 'opencv-python-headless<5')"
     return found
+
+
+def _boxes_of(finder) -> Callable[[Image.Image], Boxes]:
+    return lambda image: [face.box for face in finder.detect(image)]
 
 
 def _hits(boxes: Boxes, centres: list[tuple[float, float]], radius: float) -> int:
