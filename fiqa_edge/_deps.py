@@ -33,6 +33,7 @@ EXTRA_FOR = {
     "litert_torch": "litert-convert",
     "ai_edge_quantizer": "litert-convert",
     "executorch": "executorch",
+    "av": "detect",
 }
 
 

@@ -68,15 +68,18 @@ class FaceScore:
 NO_FACE = "no face found"
 
 
-def collect_images(inputs: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """Expand folders (recursively, image suffixes only, sorted); keep files as given.
+def collect_images(inputs: Iterable[str | os.PathLike[str]], *, videos: bool = False) -> list[Path]:
+    """Expand folders (recursively, sorted; image suffixes, and video ones with ``videos``); keep files as given.
 
     A path that does not exist is kept, so that it is reported as an error row.
     """
+    from .video import VIDEO_SUFFIXES
+
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES if videos else IMAGE_SUFFIXES
     found: list[Path] = []
     for item in map(Path, inputs):
         if item.is_dir():
-            found.extend(sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+            found.extend(sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in suffixes))
         else:
             found.append(item)
     return found

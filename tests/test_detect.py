@@ -150,7 +150,7 @@ def test_score_detect_rows_crops_and_exit_status(tmp_path):
     assert rows[3]["error"] == f"{blank}: {NO_FACE}" and "broken.jpg" in rows[4]["error"]
     assert all(float(r["score"]) > 0 and float(r["x1"]) > float(r["x0"]) for r in rows if r["face"] != "-1")
     report = json.loads(out.read_text())
-    assert report["faces"] == 6 and report["failed"] == 2 and report["framing"]["size"] == 250
+    assert report["faces"] == 6 and report["failed"] == 2 and report["files"] == 4 and report["framing"]["size"] == 250
     assert sorted(p.name for p in crops.iterdir()) == [
         *(f"0001-Li_Zhaoxing_0007.face{k}.png" for k in range(3)),
         *(f"0004-Denis_Fassou-Nguesso_0001.face{k}.png" for k in range(3))]
@@ -162,3 +162,66 @@ def test_score_detect_rows_crops_and_exit_status(tmp_path):
 def test_detect_options_without_detect_are_refused():
     result = CliRunner().invoke(main, ["score", str(PORTRAITS[0]), "--save-crops", "x"])
     assert result.exit_code == 2 and "need --detect" in result.output
+
+
+def _clip(path: Path, frames: int, sharp_every: int, fmt_options: dict[str, str] | None = None) -> None:
+    """Two sample portraits side by side, moving a little; all but every ``sharp_every``-th frame blurred.
+    H.264 without frame reordering or look-ahead, so that a cut file still decodes up to the cut."""
+    import av
+    from PIL import ImageFilter
+
+    people = [Image.open(p).convert("RGB").resize((180, 180)) for p in (PORTRAITS[0], PORTRAITS[4])]
+    with av.open(str(path), "w", options=fmt_options or {}) as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 480, 240, "yuv420p"
+        stream.options = {"tune": "zerolatency"}
+        for i in range(frames):
+            frame = Image.new("RGB", (480, 240), (105, 108, 100))
+            for k, person in enumerate(people):
+                face = person if i % sharp_every == 0 else person.filter(ImageFilter.GaussianBlur(3))
+                frame.paste(face, (30 + 240 * k + i % 4, 30))
+            for packet in stream.encode(av.VideoFrame.from_image(frame)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_video_best_frames_per_person_are_never_blurred(tmp_path):
+    pytest.importorskip("av", reason="video needs pip install 'fiqa-edge[detect]'")
+    clip = tmp_path / "clip.mp4"
+    _clip(clip, frames=24, sharp_every=4)
+    out = tmp_path / "best.json"
+    result = CliRunner().invoke(main, ["score", str(clip), "--detect", "--best", "3", "--fps", "12", "--json", str(out),
+                                       "--save-crops", str(tmp_path / "crops"), "-q"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(out.read_text())["results"]
+    assert sorted({r["face"] for r in rows}) == [0, 1]  # two people, two tracks
+    for track in (0, 1):
+        best = sorted((r for r in rows if r["face"] == track), key=lambda r: r["rank"])
+        assert [r["rank"] for r in best] == [0, 1, 2]
+        assert all(r["frame"] % 4 == 0 for r in best), best  # only sharp frames
+        assert best[0]["score"] >= best[1]["score"] >= best[2]["score"]
+        assert all(abs(r["time_s"] - r["frame"] / 12) < 1e-3 for r in best)
+    assert len(list((tmp_path / "crops").glob("0001-clip.face*.rank*.png"))) == 6
+
+
+def test_damaged_video_keeps_the_frames_before_the_damage(tmp_path):
+    pytest.importorskip("av", reason="video needs pip install 'fiqa-edge[detect]'")
+    whole = tmp_path / "whole.mp4"
+    _clip(whole, frames=24, sharp_every=4, fmt_options={"movflags": "+faststart"})  # the index first: cut data
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x01 not a video" * 50)
+    out = tmp_path / "rows.csv"
+    result = CliRunner().invoke(main, ["score", str(cut), str(junk), str(PHOTOS / "Li_Zhaoxing_0007.jpg"), "--detect",
+                                       "--fps", "12", "--csv", str(out), "-q"])
+    assert result.exit_code == 1
+    rows = list(csv.DictReader(out.open()))
+    cut_rows = [r for r in rows if r["path"] == str(cut)]
+    assert [r["face"] for r in cut_rows if not r["error"]] and cut_rows[-1]["face"] == "-1"
+    assert cut_rows[-1]["error"].startswith(f"{cut}: cannot decode the video further")
+    (junk_row,) = [r for r in rows if r["path"] == str(junk)]
+    assert junk_row["error"].startswith(str(junk)) and junk_row["score"] == ""
+    assert len([r for r in rows if r["path"].endswith("Li_Zhaoxing_0007.jpg")]) == 3  # the photo after them is scored
+    assert result.output.count("error:") == 2

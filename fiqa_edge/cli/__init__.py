@@ -77,8 +77,12 @@ def main(verbose: bool) -> None:
 @click.option("--min-face", type=click.FloatRange(min=0), default=0, show_default=True,
               help="With --detect: ignore faces whose box is narrower than PX pixels.")
 @click.option("--save-crops", type=click.Path(file_okay=False, path_type=Path),
-              help="With --detect: write each aligned crop the model scored to this folder "
-                   "(NNNN-<photo>.face<K>.png, NNNN the photo's place in the run).")
+              help="With --detect: write each aligned crop the model scored to this folder (NNNN-<photo>.face<K>.png; "
+                   "for a video its best faces, NNNN-<video>.face<track>.rank<R>.png; NNNN the file's place in the run).")
+@click.option("--best", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Videos (with --detect): the best N faces of each person (track) in each video.")
+@click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
+              help="Videos: frames scored per second of video.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def score(
     images: tuple[Path, ...],
@@ -98,6 +102,8 @@ def score(
     max_faces: int | None,
     min_face: float,
     save_crops: Path | None,
+    best: int,
+    fps: float,
     quiet: bool,
 ) -> None:
     """Score face images: files and folders (walked recursively).
@@ -108,10 +114,14 @@ def score(
     the model's manifest says.
 
     With --detect, each photo gets one row per face found (columns path, face,
-    x0, y0, x1, y1, confidence, score, error; faces counted from 0, most
-    confident first), each face cropped to the framing of the model's training
-    faces before the model's own preprocessing; a photo with no face gets one
-    row with the error "no face found".
+    x0, y0, x1, y1, confidence, score, error, frame, time_s, rank; faces counted
+    from 0, most confident first), each face cropped to the framing of the
+    model's training faces before the model's own preprocessing; a photo with no
+    face gets one row with the error "no face found". Videos (.mp4, .mov, .mkv,
+    .webm, .avi, ...) are decoded with PyAV, --fps frames a second are scored,
+    and the --best faces of each person are reported (face: the person's track,
+    boxes overlapping from frame to frame; frame, time_s, rank); a damaged video
+    keeps the rows of the frames decoded before the damage, plus an error row.
 
     Exit status: 0 when every file was scored; 1 when any file failed, or on a
     usage or model error.
@@ -122,7 +132,7 @@ def score(
     from ..assets import default_model_path
     from ..scorer import QualityScorer, collect_images
 
-    paths = collect_images(images)
+    paths = collect_images(images, videos=detect)
     if not paths:
         raise click.ClickException("no images found in " + ", ".join(map(str, images)))
     Image.MAX_IMAGE_PIXELS = None  # the scorer's own --max-pixels check replaces Pillow's process-wide one
@@ -131,9 +141,13 @@ def score(
                                 arch=arch, input_size=input_size)
     if detect:
         from ..detect import FaceFinder
+        from .detect_rows import score_faces
 
         finder = FaceFinder(detector, max_faces=max_faces, min_face=min_face)
-        _score_faces(scorer, finder, paths, model, workers, csv_out, json_out, save_crops, quiet)
+        failed = score_faces(scorer, finder, paths, model, workers=workers, best=best, fps=fps, csv_out=csv_out,
+                             json_out=json_out, save_crops=save_crops, quiet=quiet)
+        if failed:
+            sys.exit(1)
         return
     if save_crops or max_faces or min_face:
         msg = "--save-crops, --max-faces and --min-face need --detect"
@@ -160,52 +174,6 @@ def score(
         }
         _write_output(json_out, json.dumps(report, indent=2) + "\n")
     click.echo(f"scored {len(results) - failed} of {len(results)} images with {scorer.backend.name}", err=True)
-    if failed:
-        sys.exit(1)
-
-
-def _score_faces(scorer, finder, paths: list[Path], model: Path, workers: int, csv_out: Path | None,
-                 json_out: Path | None, save_crops: Path | None, quiet: bool) -> None:
-    """``score --detect``: one row per face (one error row per photo without)."""
-    from tqdm import tqdm
-
-    from .._atomic import atomic_path
-
-    rows, photo, order, failed = [], None, 0, set()
-    progress = tqdm(total=len(paths), unit="img", desc="scoring faces", disable=quiet or len(paths) < 2)
-    for r in scorer.score_faces_paths(paths, finder, workers=workers):
-        if r.path != photo:
-            photo, order = r.path, order + 1
-            progress.update()
-        if r.error:
-            tqdm.write(f"error: {r.error}", file=sys.stderr)
-            failed.add(r.path)
-        elif save_crops is not None and r.crop is not None:
-            with atomic_path(save_crops / f"{order:04d}-{Path(r.path).stem}.face{r.face}.png") as tmp:
-                r.crop.save(tmp, format="PNG")
-        rows.append(r)
-    progress.close()
-    if csv_out or not json_out:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["path", "face", "x0", "y0", "x1", "y1", "confidence", "score", "error"])
-        for r in rows:
-            box = [f"{v:.1f}" for v in r.box] if r.box else [""] * 4
-            writer.writerow([r.path, r.face, *box, "" if r.confidence is None else f"{r.confidence:.4f}",
-                             "" if r.score is None else f"{r.score:.6f}", r.error or ""])
-        _write_output(csv_out, buffer.getvalue())
-    if json_out:
-        report = {
-            "model": str(model), "backend": scorer.backend.name, "arch": scorer.backend.arch,
-            "detector": finder.detector, "framing": finder.framing.to_dict(), "images": len(paths),
-            "faces": sum(r.error is None for r in rows), "failed": len(failed),
-            "results": [{"path": r.path, "face": r.face, "box": r.box, "confidence": r.confidence, "score": r.score,
-                         "error": r.error} for r in rows],
-        }
-        _write_output(json_out, json.dumps(report, indent=2) + "\n")
-    faces = sum(r.error is None for r in rows)
-    click.echo(f"scored {faces} faces in {len(paths) - len(failed)} of {len(paths)} images with {scorer.backend.name}",
-               err=True)
     if failed:
         sys.exit(1)
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from .._deps import require
 
-__all__ = ["DETECTORS", "BlazeFace", "Candidates", "Face", "merge"]
+__all__ = ["DETECTORS", "BlazeFace", "Candidates", "Face", "box_iou", "merge"]
 
 _MODELS = Path(__file__).parent / "models"
 
@@ -157,6 +157,11 @@ def merge(candidates: list[Candidates]) -> list[Face]:
     """Faces from the candidates of one or more passes over one image (weighted NMS over all of them)."""
     boxes, confidence, landmarks = (np.concatenate(parts) for parts in zip(*candidates))
     return _weighted_nms(boxes, confidence, landmarks)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two x0, y0, x1, y1 boxes."""
+    return float(_iou(np.asarray(a, np.float64), np.asarray(b, np.float64)[None])[0])
 
 
 def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
