@@ -17,13 +17,14 @@ from typing import Any
 from . import __version__
 from ._atomic import atomic_write_text
 from .errors import ManifestError
+from .framing import Framing
 from .preprocess import PreprocessSpec
 
 __all__ = ["EMBEDDED_KEY", "MANIFEST_NAME", "SCHEMA_VERSION", "Manifest", "sha256_file"]
 
 MANIFEST_NAME = "fiqa.json"
 EMBEDDED_KEY = "fiqa"  # key of the manifest JSON inside model files' own metadata
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: framing
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
@@ -49,6 +50,7 @@ class Manifest:
         score_range: nominal [low, high] of the scores; higher is better.
         source_sha256: SHA-256 of the checkpoint the model was made from.
         figures: results added by later stages (parity, calibration, latency ...).
+        framing: how the training faces were framed (``score --detect`` crops faces so); None: not recorded.
     """
 
     arch: str
@@ -59,6 +61,7 @@ class Manifest:
     score_range: tuple[float, float] = (0.0, 1.0)
     source_sha256: str | None = None
     figures: dict[str, Any] = field(default_factory=dict)
+    framing: Framing | None = None
     schema_version: int = SCHEMA_VERSION
     created_by: str = f"fiqa-edge {__version__}"
 
@@ -79,6 +82,7 @@ class Manifest:
             "preprocessing": self.preprocessing.to_dict(),
             "score": {"range": list(self.score_range), "higher_is_better": True},
             "source": {"sha256": self.source_sha256},
+            "framing": self.framing.to_dict() if self.framing else None,
             "figures": self.figures,
         }
 
@@ -107,6 +111,7 @@ class Manifest:
                 score_range=tuple(float(v) for v in d["score"]["range"]),  # type: ignore[arg-type]
                 source_sha256=d.get("source", {}).get("sha256"),
                 figures=dict(d.get("figures", {})),
+                framing=Framing.from_dict(d["framing"]) if d.get("framing") else None,
                 schema_version=version,
                 created_by=str(d.get("created_by", "")),
             )

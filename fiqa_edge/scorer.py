@@ -25,6 +25,7 @@ from PIL import Image
 
 from .backends import Backend, open_backend
 from .errors import ImageError
+from .framing import LFW_FRAMING, Framing
 from .imaging import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image, to_rgb
 from .preprocess import PreprocessSpec, preprocess
 
@@ -230,7 +231,8 @@ class QualityScorer:
     def score_faces(self, image: ImageInput, finder: FaceFinder | None = None) -> list[FaceScore]:
         """Every face ``finder`` keeps in one image, cropped to its framing and scored (no face: ``[]``).
 
-        ``finder`` defaults to a :class:`fiqa_edge.detect.FaceFinder` with the bundled model's framing.
+        ``finder`` defaults to a :class:`fiqa_edge.detect.FaceFinder` with the model's recorded framing, else
+        :data:`fiqa_edge.framing.LFW_FRAMING` (the bundled model's).
 
         Raises:
             ImageError: the input cannot be decoded.
@@ -268,11 +270,17 @@ class QualityScorer:
                     continue
                 yield from self._scored(name, found)
 
+    @property
+    def framing(self) -> Framing | None:
+        """How the model's training faces were framed, when its manifest or checkpoint records it."""
+        manifest = getattr(self.backend, "manifest", None)
+        return manifest.framing if manifest is not None else getattr(self.backend, "framing", None)
+
     def _default_finder(self) -> FaceFinder:
         from .detect import FaceFinder
 
         if self._finder is None:
-            self._finder = FaceFinder()
+            self._finder = FaceFinder(framing=self.framing or LFW_FRAMING)
         return self._finder
 
     def _crops(self, image: ImageInput, finder: FaceFinder) -> list[tuple[Face, Image.Image]]:

@@ -225,3 +225,35 @@ def test_damaged_video_keeps_the_frames_before_the_damage(tmp_path):
     assert junk_row["error"].startswith(str(junk)) and junk_row["score"] == ""
     assert len([r for r in rows if r["path"].endswith("Li_Zhaoxing_0007.jpg")]) == 3  # the photo after them is scored
     assert result.output.count("error:") == 2
+
+
+def test_a_recorded_framing_travels_from_checkpoint_to_bundle_to_crops(tmp_path, faces):
+    """save_checkpoint(framing=) → load_model → convert's manifest → the scorer's crops; none recorded: LFW's."""
+    import torch
+
+    from fiqa_edge.converters.convert import convert
+    from fiqa_edge.framing import Framing
+    from fiqa_edge.manifest import Manifest
+    from fiqa_edge.preprocess import PreprocessSpec
+    from fiqa_edge.zoo import create_model, load_model
+    from fiqa_edge.zoo.checkpoint import save_checkpoint
+
+    framing = Framing(200, 0.5, 0.42, 0.3, "a test framing")
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(create_model("fiqa_edgenext_xxs"), tmp_path / "m.safetensors", arch="fiqa_edgenext_xxs",
+                           spec=PreprocessSpec(input_size=64), framing=framing)
+    loaded = load_model(ckpt)
+    assert loaded.framing == framing
+    (result,) = convert(loaded, ["onnx"], out=tmp_path / "b", precisions=["fp32"], calibration=faces[:4],
+                        validation=faces[4:10])
+    assert result.error is None, result.error
+    assert Manifest.load(result.bundle).framing == framing
+    for scorer in (QualityScorer.load(result.bundle), QualityScorer.load(ckpt, "torch")):
+        assert scorer.framing == framing
+        (face,) = [r for r in scorer.score_faces(PORTRAITS[0]) if r.box[2] - r.box[0] > 60]
+        assert face.crop.size == (200, 200)
+        left, right = max(FaceFinder().detect(face.crop), key=lambda f: f.width).eyes
+        assert math.dist((left + right) / 2, (100, 84)) < 8 and abs(math.dist(left, right) / 60 - 1) < 0.15
+    default = QualityScorer.load(DEFAULT_BUNDLE)
+    assert default.framing is None  # made before framings were recorded: detection crops as LFW
+    assert default.score_faces(PORTRAITS[0])[0].crop.size == (250, 250)

@@ -80,3 +80,15 @@ def test_sha256(tmp_path):
     p = tmp_path / "f"
     p.write_bytes(b"abc")
     assert sha256_file(p) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_framing_round_trips_and_older_manifests_have_none(tmp_path):
+    from fiqa_edge.assets import DEFAULT_BUNDLE
+    from fiqa_edge.framing import LFW_FRAMING
+
+    m = _manifest()
+    m.framing = LFW_FRAMING
+    m.save(tmp_path)
+    assert Manifest.load(tmp_path).framing == LFW_FRAMING
+    stored = json.loads((DEFAULT_BUNDLE / MANIFEST_NAME).read_text())
+    assert stored["schema_version"] == 1 and Manifest.load(DEFAULT_BUNDLE).framing is None

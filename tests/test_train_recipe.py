@@ -141,6 +141,9 @@ def test_config_errors_name_the_file_and_setting(tmp_path):
     bad.write_text(SMOKE.read_text().replace("epochs: 2", "epochz: 2", 1))
     with pytest.raises(FiqaError, match=r"bad.yaml \[teacher\]: unknown setting\(s\) epochz"):
         load_config(bad)
+    (tmp_path / "framing.yaml").write_text(SMOKE.read_text().replace("data:\n", "data:\n  framing: nope\n", 1))
+    with pytest.raises(FiqaError, match=r"framing.yaml \[data\]: unknown framing 'nope'; known: lfw"):
+        load_config(tmp_path / "framing.yaml")
     (tmp_path / "nodata.yaml").write_text("seed: 1\n")
     with pytest.raises(FiqaError, match="missing section 'data'"):
         load_config(tmp_path / "nodata.yaml")

@@ -52,6 +52,14 @@ class DataConfig:
     test: Path | None = None  # held-out CSV for the final table; None: the validation split
     unlabelled_1: Path | None = None  # U1: folder or CSV of images (pseudo-labelled by the teacher)
     unlabelled_2: Path | None = None  # U2: pseudo-labelled by teacher+
+    framing: str | None = None  # how the faces are framed (a name in fiqa_edge.framing.FRAMINGS), saved with the models
+
+    def __post_init__(self) -> None:
+        from fiqa_edge.framing import FRAMINGS
+
+        if self.framing is not None and self.framing not in FRAMINGS:
+            msg = f"unknown framing {self.framing!r}; known: {', '.join(FRAMINGS)}"
+            raise ValueError(msg)
 
 
 @dataclass
@@ -74,7 +82,7 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         raise FiqaError(msg)
     try:
         return cls(**values)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         msg = f"{where}: {exc}"
         raise FiqaError(msg) from exc
 

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from fiqa_edge._atomic import atomic_path, atomic_write_text
 from fiqa_edge.errors import FiqaError
+from fiqa_edge.framing import Framing
 from fiqa_edge.metrics import quality_metrics
 from fiqa_edge.preprocess import PreprocessSpec
 from fiqa_edge.zoo import create_model, load_model
@@ -128,11 +129,13 @@ def fit(
     seed: int,
     dist: Dist,
     progress: bool = True,
+    framing: Framing | None = None,
 ) -> FitResult:
     """Train ``cfg.arch`` on ``train_items``, keep the best epoch by (SRCC + PLCC) / 2 on ``val_items``.
 
     Writes ``out/best.safetensors`` (the best weights, with the architecture in
-    its metadata), ``out/last.pt`` (resume state) and ``out/history.json``.
+    its metadata, and ``framing``, how the faces were framed, when given), ``out/last.pt``
+    (resume state) and ``out/history.json``.
     Resumes from ``out/last.pt`` when it exists.
     """
     if len(train_items) < 2 or len(val_items) < 3:
@@ -202,7 +205,7 @@ def fit(
             best_score, best_epoch, best_val = val["score"], epoch + 1, val
         if dist.main:
             if improved:
-                save_checkpoint(model, out / BEST, arch=cfg.arch, spec=_spec(cfg))
+                save_checkpoint(model, out / BEST, arch=cfg.arch, spec=_spec(cfg), framing=framing)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "epoch": epoch, "seed": seed, "arch": cfg.arch, "best_score": best_score, "best_epoch": best_epoch,
                      "history": json.dumps(history), "best_val": json.dumps(best_val)}

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..framing import Framing
 from ..preprocess import PreprocessSpec
 from ..zoo import load_model
 
@@ -19,11 +20,13 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, model: nn.Module, spec: PreprocessSpec, arch: str, device: str = "cpu") -> None:
+    def __init__(self, model: nn.Module, spec: PreprocessSpec, arch: str, device: str = "cpu",
+                 framing: Framing | None = None) -> None:
         self.model = model.to(device).eval()
         self.spec = spec
         self.arch = arch
         self.device = device
+        self.framing = framing  # from the checkpoint's metadata, when it records one
 
     @classmethod
     def load(
@@ -43,7 +46,7 @@ class TorchBackend:
         if threads:
             torch.set_num_threads(threads)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(loaded.model, loaded.spec, loaded.arch, device)
+        return cls(loaded.model, loaded.spec, loaded.arch, device, loaded.framing)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -60,6 +63,7 @@ class TorchCompileBackend(TorchBackend):
 
     name = "torch-compile"
 
-    def __init__(self, model: nn.Module, spec: PreprocessSpec, arch: str, device: str = "cpu") -> None:
-        super().__init__(model, spec, arch, device)
+    def __init__(self, model: nn.Module, spec: PreprocessSpec, arch: str, device: str = "cpu",
+                 framing: Framing | None = None) -> None:
+        super().__init__(model, spec, arch, device, framing)
         self.model = torch.compile(self.model)  # type: ignore[assignment]  # a module that compiles on call

@@ -141,9 +141,10 @@ def score(
                                 arch=arch, input_size=input_size)
     if detect:
         from ..detect import FaceFinder
+        from ..framing import LFW_FRAMING
         from .detect_rows import score_faces
 
-        finder = FaceFinder(detector, max_faces=max_faces, min_face=min_face)
+        finder = FaceFinder(detector, framing=scorer.framing or LFW_FRAMING, max_faces=max_faces, min_face=min_face)
         failed = score_faces(scorer, finder, paths, model, workers=workers, best=best, fps=fps, csv_out=csv_out,
                              json_out=json_out, save_crops=save_crops, quiet=quiet)
         if failed:

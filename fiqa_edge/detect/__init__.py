@@ -13,8 +13,8 @@ import threading
 
 from PIL import Image
 
+from ..framing import LFW_FRAMING, Framing, align_face
 from .blazeface import DETECTORS, BlazeFace, Face, merge
-from .framing import LFW_FRAMING, Framing, align_face
 
 __all__ = ["DETECTORS", "FINDERS", "LFW_FRAMING", "BlazeFace", "Face", "FaceFinder", "Framing", "align_face"]
 

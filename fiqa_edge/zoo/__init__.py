@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..framing import Framing
 from ..preprocess import PreprocessSpec
 from ._registry import TIMM_PREFIX, ModelCfg, get_model_cfg, is_model, list_models, register_model
 
@@ -56,6 +57,7 @@ class LoadedModel:
     spec: PreprocessSpec
     sha256: str
     path: Path
+    framing: Framing | None = None  # how its training faces were framed, when the checkpoint records it
 
     @property
     def input_size(self) -> int:
@@ -93,4 +95,5 @@ def load_model(path: str | os.PathLike[str], arch: str | None = None, input_size
     model.load_state_dict(state)
     model.eval()
     spec = _resolve_spec(meta.get("preprocessing"), arch, input_size)
-    return LoadedModel(model=model, arch=arch, spec=spec, sha256=sha256_file(path), path=path)
+    return LoadedModel(model=model, arch=arch, spec=spec, sha256=sha256_file(path), path=path,
+                       framing=meta.get("framing"))

@@ -19,6 +19,7 @@ from torch import nn
 
 from .._atomic import atomic_path
 from ..errors import CheckpointError
+from ..framing import Framing
 from ..preprocess import PreprocessSpec
 from ._registry import get_model_cfg, list_models
 
@@ -26,7 +27,7 @@ __all__ = ["read_checkpoint", "detect_arch", "check_fits", "save_checkpoint", "S
 
 SAFETENSORS_SUFFIX = ".safetensors"
 _WRAPPER_KEYS = ("model_state_dict", "state_dict", "model")
-_META_KEYS = ("arch", "preprocessing")
+_META_KEYS = ("arch", "preprocessing", "framing")
 
 
 def _shorten(items: list[str], limit: int = 4) -> str:
@@ -38,8 +39,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     """Return ``(state_dict, metadata)`` from a checkpoint file.
 
     ``metadata`` holds what :func:`save_checkpoint` stores beside the weights:
-    ``arch`` (str) and ``preprocessing`` (a PreprocessSpec); official
-    checkpoints have neither.
+    ``arch`` (str), ``preprocessing`` (a PreprocessSpec) and, when recorded,
+    ``framing`` (a Framing); official checkpoints have none of them.
 
     Raises:
         CheckpointError: missing file, unreadable or unsafe content, no tensors.
@@ -82,6 +83,12 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
             metadata["preprocessing"] = PreprocessSpec.from_dict(json.loads(metadata["preprocessing"]))
         except (ValueError, TypeError) as exc:
             msg = f"{path}: invalid preprocessing metadata ({exc})"
+            raise CheckpointError(msg) from exc
+    if "framing" in metadata:
+        try:
+            metadata["framing"] = Framing.from_dict(json.loads(metadata["framing"]))
+        except (ValueError, TypeError) as exc:
+            msg = f"{path}: invalid framing metadata ({exc})"
             raise CheckpointError(msg) from exc
     return state, metadata
 
@@ -128,16 +135,19 @@ def check_fits(model: nn.Module, state_dict: Mapping[str, torch.Tensor], arch: s
         raise CheckpointError(f"{origin}: does not fit {arch}: " + "; ".join(problems))
 
 
-def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, arch: str, spec: PreprocessSpec) -> Path:
-    """Write ``model``'s weights atomically with its architecture and preprocessing.
+def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, arch: str, spec: PreprocessSpec,
+                    framing: Framing | None = None) -> Path:
+    """Write ``model``'s weights atomically with its architecture, preprocessing and training faces' framing.
 
-    ``.safetensors`` files carry both as metadata; any other suffix writes a
-    ``torch.save`` dict ``{"model_state_dict", "arch", "preprocessing"}`` that
-    loads with ``weights_only=True``.
+    ``.safetensors`` files carry them as metadata; any other suffix writes a
+    ``torch.save`` dict ``{"model_state_dict", "arch", "preprocessing"[, "framing"]}``
+    that loads with ``weights_only=True``.
     """
     path = Path(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     meta = {"arch": arch, "preprocessing": json.dumps(spec.to_dict())}
+    if framing is not None:
+        meta["framing"] = json.dumps(framing.to_dict())
     with atomic_path(path) as tmp:
         if path.suffix == SAFETENSORS_SUFFIX:
             from safetensors.torch import save_file

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-__all__ = ["LFW_FRAMING", "Framing", "align_face"]
+__all__ = ["FRAMINGS", "LFW_FRAMING", "Framing", "align_face"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,9 @@ class Framing:
 #: detector on 400 random LFW images (the face nearest the centre): medians in the 250×250 frame,
 #: eye midpoint (125.1, 113.2), eye distance 43.7 px (interquartile range 41.4–45.9).
 LFW_FRAMING = Framing(250, 125.1 / 250, 113.2 / 250, 43.7 / 250, "LFW deep-funneled, measured with BlazeFace")
+
+#: framings by the name a training config gives (``data.framing``)
+FRAMINGS = {"lfw": LFW_FRAMING}
 
 
 def align_face(image: Image.Image, eyes: tuple[np.ndarray, np.ndarray], framing: Framing) -> Image.Image:
