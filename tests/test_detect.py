@@ -257,3 +257,18 @@ def test_a_recorded_framing_travels_from_checkpoint_to_bundle_to_crops(tmp_path,
     default = QualityScorer.load(DEFAULT_BUNDLE)
     assert default.framing is None  # made before framings were recorded: detection crops as LFW
     assert default.score_faces(PORTRAITS[0])[0].crop.size == (250, 250)
+
+
+def test_bench_detect_times_each_step_per_frame_size(tmp_path):
+    out = tmp_path / "detect.json"
+    result = CliRunner().invoke(main, ["bench", str(DEFAULT_BUNDLE), "--detect", "--frame-sizes", "480x360,960x540",
+                                       "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert [(r["width"], r["height"]) for r in report["results"]] == [(480, 360), (960, 540)]
+    for r in report["results"]:
+        assert r["faces_per_frame"] >= 6  # six portraits a scene (some show a second face)
+        assert r["detect_ms"] > 0 and r["align_ms"] > 0 and r["score_ms"] > 0
+        assert r["total_ms"] >= r["detect_ms"] and r["faces_per_s"] > 0
+    bad = CliRunner().invoke(main, ["bench", "--detect", "--frame-sizes", "640by480"])
+    assert bad.exit_code == 2 and "WxH" in bad.output

@@ -27,6 +27,31 @@ def bench() -> None:
     """
 
 
+def _bench_detect(model: Path, detector: str, frame_sizes: str, threads: int | None, json_out: Path | None) -> None:
+    from .._atomic import atomic_write_text
+    from ..benchmarks.detect_bench import detect_table, time_detection
+    from ..detect import FaceFinder
+    from ..framing import LFW_FRAMING
+    from ..scorer import QualityScorer
+
+    try:
+        sizes = [(int(w), int(h)) for w, h in (s.lower().split("x") for s in frame_sizes.split(",") if s.strip())]
+    except ValueError:
+        msg = f"{frame_sizes!r} is not a comma-separated list of WxH sizes"
+        raise click.BadParameter(msg, param_hint="--frame-sizes") from None
+    if not sizes or min(min(s) for s in sizes) < 16:
+        msg = "frame sizes must be at least 16x16"
+        raise click.BadParameter(msg, param_hint="--frame-sizes")
+    scorer = QualityScorer.load(model, threads=threads)
+    finder = FaceFinder(detector, framing=scorer.framing or LFW_FRAMING)
+    timings = time_detection(scorer, finder, sizes)
+    click.echo(detect_table(timings, detector, scorer.backend.name), nl=False, err=str(json_out) == "-")
+    if json_out:
+        text = json.dumps({"model": str(model), "backend": scorer.backend.name, "detector": detector,
+                           "results": [t.to_dict() for t in timings]}, indent=2) + "\n"
+        click.echo(text, nl=False) if str(json_out) == "-" else atomic_write_text(json_out, text)
+
+
 def _read_images(images: Path | None, labels: Path | None, root: Path | None, limit: int | None):
     from ..assets import sample_faces
     from ..errors import FiqaError
@@ -82,10 +107,16 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
               help="Instead of the comparison: where each artifact's time goes (ms per run by operator type, and the "
                    "top nodes) under its runtime's profiler (onnxruntime, OpenVINO, torch), batch 1, --rounds runs.")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True, help="Nodes listed per artifact with --profile.")
+@click.option("--detect", is_flag=True,
+              help="Instead of the comparison: faces in frames (score --detect) with the first target as the scorer: "
+                   "detection, alignment and scoring ms per frame and faces/s, at each --frame-sizes.")
+@click.option("--detector", type=click.Choice(["both", "full", "short"]), default="both", show_default=True,
+              help="With --detect: the BlazeFace models (see score --help).")
+@click.option("--frame-sizes", default="640x480,1920x1080", show_default=True, help="With --detect: WxH,WxH...")
 def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | None, root: Path | None, limit: int | None,
               batch_sizes: str, threads: int | None, workers: int, reference: Path | None, rounds: int, per_round: int,
               warmup: int, pause: float, json_out: Path | None, md_out: Path | None, plot_out: Path | None,
-              gates: tuple[str, ...], profile: bool, top: int) -> None:
+              gates: tuple[str, ...], profile: bool, top: int, detect: bool, detector: str, frame_sizes: str) -> None:
     """Cost, latency, throughput, parity and accuracy of TARGETS, side by side.
 
     Every artifact runs in its own process and is timed in interleaved turns
@@ -93,7 +124,8 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
     preprocessing with --workers threads; peak RSS is that process's.
     Backends that cannot run on this device are listed as skipped with the
     reason. Exit status 1 when a gate fails. With --profile, the per-operator
-    breakdown of each artifact instead (--json writes it).
+    breakdown of each artifact instead (--json writes it). With --detect, the
+    time of scoring faces in frames instead (--json writes it).
     """
     import sys
 
@@ -117,6 +149,9 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
     if not targets:
         runnable = tuple(b for b in (DEFAULT_BUNDLE, DEFAULT_LITERT_BUNDLE) if cannot_run(Manifest.load(b).backend) is None)
         targets = ((DEFAULT_MODEL,) if is_available("torch") else ()) + (runnable or (DEFAULT_BUNDLE,))
+    if detect:
+        _bench_detect(targets[0], detector, frame_sizes, threads, json_out)
+        return
     if profile:
         from ..benchmarks.harness import find_artifacts
         from ..benchmarks.profile import profile_artifacts, profile_table
