@@ -40,3 +40,23 @@ def test_round_trip():
     assert ScoreScale.from_dict(scale.to_dict()) == scale
     with pytest.raises(ValueError, match="percentiles 1-99"):
         ScoreScale.from_dict({**scale.to_dict(), "percentiles": [0.1, 0.2]})
+
+
+def test_scorer_results_carry_percentile_and_quality_only_with_a_scale():
+    from dataclasses import replace
+
+    from fiqa_edge.assets import DEFAULT_BUNDLE, SAMPLES_DIR
+    from fiqa_edge.scorer import QualityScorer
+
+    scorer = QualityScorer.load(DEFAULT_BUNDLE)
+    paths = sorted(SAMPLES_DIR.glob("*/*.jpg"))
+    plain = list(scorer.score_paths(paths))
+    assert scorer.scale is None and all(r.percentile is None and r.quality is None for r in plain)
+    scores = np.array([r.score for r in plain])
+    scale = ScoreScale.from_scores(np.resize(scores, 120) + np.linspace(-1e-3, 1e-3, 120), "the samples, thrice")
+    scorer.backend.manifest = replace(scorer.backend.manifest, scale=scale)
+    placed = list(scorer.score_paths(paths))
+    assert [r.percentile for r in placed] == [scale.percentile(s) for s in scores]
+    assert [r.quality for r in placed] == [scale.quality(s) for s in scores]
+    best = max(placed, key=lambda r: r.score)
+    assert best.percentile > 95 and best.quality == max(r.quality for r in placed)
