@@ -278,9 +278,9 @@ class QualityScorer:
 
     @property
     def scale(self) -> ScoreScale | None:
-        """The model's score scale (percentiles, 0–100), when its manifest has one."""
+        """The model's score scale (percentiles, 0–100), when its manifest or checkpoint records one."""
         manifest = getattr(self.backend, "manifest", None)
-        return manifest.scale if manifest is not None else None
+        return manifest.scale if manifest is not None else getattr(self.backend, "scale", None)
 
     def _placed(self, score: float) -> tuple[float | None, float | None]:
         """(percentile, 0–100 value) of ``score``, or Nones without a scale."""

@@ -163,15 +163,19 @@ def score(
     if csv_out or not json_out:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["path", "score", "error"])
+        placed = scorer.scale is not None  # the model records a scale: percentile and 0-100 quality too
+        writer.writerow(["path", "score", "error", *(["percentile", "quality"] if placed else [])])
         for r in results:
-            writer.writerow([r.path, "" if r.score is None else f"{r.score:.6f}", r.error or ""])
+            extra = [("" if v is None else f"{v:.2f}") for v in (r.percentile, r.quality)] if placed else []
+            writer.writerow([r.path, "" if r.score is None else f"{r.score:.6f}", r.error or "", *extra])
         _write_output(csv_out, buffer.getvalue())
     if json_out:
         report = {
             "model": str(model), "backend": scorer.backend.name, "arch": scorer.backend.arch,
             "images": len(results), "scored": len(results) - failed, "failed": failed,
-            "results": [{"path": r.path, "score": r.score, "error": r.error} for r in results],
+            "scale": scorer.scale.to_dict() if scorer.scale else None,
+            "results": [{"path": r.path, "score": r.score, "error": r.error, "percentile": r.percentile,
+                         "quality": r.quality} for r in results],
         }
         _write_output(json_out, json.dumps(report, indent=2) + "\n")
     click.echo(f"scored {len(results) - failed} of {len(results)} images with {scorer.backend.name}", err=True)
@@ -241,6 +245,7 @@ def models(pattern: str) -> None:
 
 # the other command families, attached last (they import this module's group)
 from . import bench as _bench  # noqa: E402
+from . import calibrate as _calibrate  # noqa: E402
 from . import convert as _convert  # noqa: E402
 from . import serve as _serve  # noqa: E402
 from . import train as _train  # noqa: E402
@@ -251,3 +256,4 @@ main.add_command(_train.label)
 main.add_command(_convert.convert)
 main.add_command(_serve.serve)
 main.add_command(_bench.bench)
+main.add_command(_calibrate.calibrate)
