@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -105,3 +107,38 @@ def test_calibrate_then_convert_gives_every_precision_the_same_scale(tmp_path, f
     rows = list(csv.DictReader(io.StringIO(CliRunner().invoke(main, ["score", str(faces[0]), "--model",
                                                                      str(results[1].bundle), "-q"]).output)))
     assert 0 <= float(rows[0]["percentile"]) <= 100 and 0 <= float(rows[0]["quality"]) <= 100
+
+
+def test_min_quality_sorts_copies_without_overwriting(tmp_path, faces):
+    import csv
+    import io
+    import shutil
+
+    from click.testing import CliRunner
+
+    from fiqa_edge.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for path in faces[:8]:
+        shutil.copy(path, photos / path.name)
+    (photos / "broken.jpg").write_bytes(b"not a jpeg")
+    plain = list(csv.DictReader(io.StringIO(CliRunner().invoke(main, ["score", str(photos), "-q"]).output)))
+    scores = sorted(float(r["score"]) for r in plain if r["score"])
+    cut = (scores[3] + scores[4]) / 2  # four above, four below
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    run = CliRunner().invoke(main, ["score", str(photos), "--min-quality", f"{cut:.6f}", "--accept-to", str(good),
+                                    "--reject-to", str(bad), "-q"])
+    assert run.exit_code == 1  # the broken file
+    rows = {Path(r["path"]).name: r for r in csv.DictReader(io.StringIO(run.output)) if r.get("path")}
+    assert rows["broken.jpg"]["accepted"] == ""
+    assert sorted(p.name for p in good.iterdir()) == sorted(n for n, r in rows.items() if r["accepted"] == "yes")
+    assert sorted(p.name for p in bad.iterdir()) == sorted(n for n, r in rows.items() if r["accepted"] == "no")
+    assert len(list(good.iterdir())) == len(list(bad.iterdir())) == 4 and len(list(photos.iterdir())) == 9  # copied
+    again = CliRunner().invoke(main, ["score", str(photos), "--min-quality", f"{cut:.6f}", "--accept-to", str(good), "-q"])
+    assert again.exit_code == 1 and again.output.count("already exists; not overwritten") == 4
+    for text, message in (("2", "outside the score range"), ("abc", "expected a score"), ("30p", "no score scale")):
+        refused = CliRunner().invoke(main, ["score", str(photos), "--min-quality", text, "-q"])
+        assert refused.exit_code == 1 and message in refused.output
+    usage = CliRunner().invoke(main, ["score", str(photos), "--accept-to", str(good)])
+    assert usage.exit_code == 2 and "need --min-quality" in usage.output
