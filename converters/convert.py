@@ -154,7 +154,8 @@ def convert(
                         built = converter.build(ctx, precision, model_file, settings)
                     manifest = Manifest(arch=loaded.arch, preprocessing=loaded.spec, model_file=converter.model_file,
                                         backend=converter.backend, precision=precision, score_range=score_range,
-                                        source_sha256=loaded.sha256, framing=loaded.framing)
+                                        source_sha256=loaded.sha256, framing=loaded.framing,
+                                        scale=loaded.scale)
                     manifest.figures = {"cost": cost, **(built or {}),
                                         "reference_scores": {"faces": "bundled sample faces", "scores": sample_reference}}
                     if precision == "int8" and "calibration" not in manifest.figures:  # a build may say it used none

@@ -19,12 +19,13 @@ from ._atomic import atomic_write_text
 from .errors import ManifestError
 from .framing import Framing
 from .preprocess import PreprocessSpec
+from .score_scale import ScoreScale
 
 __all__ = ["EMBEDDED_KEY", "MANIFEST_NAME", "SCHEMA_VERSION", "Manifest", "sha256_file"]
 
 MANIFEST_NAME = "fiqa.json"
 EMBEDDED_KEY = "fiqa"  # key of the manifest JSON inside model files' own metadata
-SCHEMA_VERSION = 2  # 2: framing
+SCHEMA_VERSION = 3  # 2: framing; 3: scale
 PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 
 
@@ -51,6 +52,7 @@ class Manifest:
         source_sha256: SHA-256 of the checkpoint the model was made from.
         figures: results added by later stages (parity, calibration, latency ...).
         framing: how the training faces were framed (``score --detect`` crops faces so); None: not recorded.
+        scale: percentiles and the 0–100 scale of the source model's scores on reference faces; None: not measured.
     """
 
     arch: str
@@ -62,6 +64,7 @@ class Manifest:
     source_sha256: str | None = None
     figures: dict[str, Any] = field(default_factory=dict)
     framing: Framing | None = None
+    scale: ScoreScale | None = None
     schema_version: int = SCHEMA_VERSION
     created_by: str = f"fiqa-edge {__version__}"
 
@@ -83,6 +86,7 @@ class Manifest:
             "score": {"range": list(self.score_range), "higher_is_better": True},
             "source": {"sha256": self.source_sha256},
             "framing": self.framing.to_dict() if self.framing else None,
+            "scale": self.scale.to_dict() if self.scale else None,
             "figures": self.figures,
         }
 
@@ -112,6 +116,7 @@ class Manifest:
                 source_sha256=d.get("source", {}).get("sha256"),
                 figures=dict(d.get("figures", {})),
                 framing=Framing.from_dict(d["framing"]) if d.get("framing") else None,
+                scale=ScoreScale.from_dict(d["scale"]) if d.get("scale") else None,
                 schema_version=version,
                 created_by=str(d.get("created_by", "")),
             )

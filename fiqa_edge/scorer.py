@@ -28,6 +28,7 @@ from .errors import ImageError
 from .framing import LFW_FRAMING, Framing
 from .imaging import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image, to_rgb
 from .preprocess import PreprocessSpec, preprocess
+from .score_scale import ScoreScale
 
 if TYPE_CHECKING:
     from .detect import Face, FaceFinder
@@ -40,11 +41,14 @@ ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 @dataclass(frozen=True)
 class ScoreResult:
-    """One file's score, or the reason it has none."""
+    """One file's score, or the reason it has none; its percentile among the model's reference faces and its
+    0–100 value when the model has a :class:`~fiqa_edge.score_scale.ScoreScale` (None otherwise)."""
 
     path: str
     score: float | None
     error: str | None = None
+    percentile: float | None = None
+    quality: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class FaceScore:
     score: float | None
     error: str | None = None
     crop: Image.Image | None = field(default=None, repr=False, compare=False)
+    percentile: float | None = None
+    quality: float | None = None
 
 
 #: the error of a photo in which the detector found no face
@@ -271,6 +277,17 @@ class QualityScorer:
                 yield from self._scored(name, found)
 
     @property
+    def scale(self) -> ScoreScale | None:
+        """The model's score scale (percentiles, 0–100), when its manifest or checkpoint records one."""
+        manifest = getattr(self.backend, "manifest", None)
+        return manifest.scale if manifest is not None else getattr(self.backend, "scale", None)
+
+    def _placed(self, score: float) -> tuple[float | None, float | None]:
+        """(percentile, 0–100 value) of ``score``, or Nones without a scale."""
+        scale = self.scale
+        return (scale.percentile(score), scale.quality(score)) if scale is not None else (None, None)
+
+    @property
     def framing(self) -> Framing | None:
         """How the model's training faces were framed, when its manifest or checkpoint records it."""
         manifest = getattr(self.backend, "manifest", None)
@@ -288,7 +305,7 @@ class QualityScorer:
 
     def _scored(self, name: str, found: list[tuple[Face, Image.Image]]) -> list[FaceScore]:
         scores = self.backend.predict(np.stack([preprocess(crop, self.spec) for _, crop in found]))
-        return [FaceScore(name, i, face.box, face.confidence, float(score), crop=crop)
+        return [FaceScore(name, i, face.box, face.confidence, float(score), None, crop, *self._placed(float(score)))
                 for i, ((face, crop), score) in enumerate(zip(found, scores))]
 
     def _faces(self, image: ImageInput, finder: FaceFinder, name: str) -> list[FaceScore]:
@@ -299,7 +316,11 @@ class QualityScorer:
         inputs = [x for _, x, _ in batch if x is not None]
         scores = iter(self.backend.predict(np.stack(inputs)) if inputs else ())
         for name, x, error in batch:
-            yield ScoreResult(name, None, error) if x is None else ScoreResult(name, float(next(scores)))
+            if x is None:
+                yield ScoreResult(name, None, error)
+            else:
+                score = float(next(scores))
+                yield ScoreResult(name, score, None, *self._placed(score))
 
 
 def _name_of(image: ImageInput) -> str:

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..framing import Framing
 from ..preprocess import PreprocessSpec
+from ..score_scale import ScoreScale
 from ..zoo import load_model
 
 __all__ = ["TorchBackend", "TorchCompileBackend"]
@@ -21,12 +22,12 @@ class TorchBackend:
     name = "torch"
 
     def __init__(self, model: nn.Module, spec: PreprocessSpec, arch: str, device: str = "cpu",
-                 framing: Framing | None = None) -> None:
+                 framing: Framing | None = None, scale: ScoreScale | None = None) -> None:
         self.model = model.to(device).eval()
         self.spec = spec
         self.arch = arch
         self.device = device
-        self.framing = framing  # from the checkpoint's metadata, when it records one
+        self.framing, self.scale = framing, scale  # from the checkpoint's metadata, when it records them
 
     @classmethod
     def load(
@@ -46,7 +47,7 @@ class TorchBackend:
         if threads:
             torch.set_num_threads(threads)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(loaded.model, loaded.spec, loaded.arch, device, loaded.framing)
+        return cls(loaded.model, loaded.spec, loaded.arch, device, loaded.framing, loaded.scale)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         with torch.inference_mode():
@@ -64,6 +65,6 @@ class TorchCompileBackend(TorchBackend):
     name = "torch-compile"
 
     def __init__(self, model: nn.Module, spec: PreprocessSpec, arch: str, device: str = "cpu",
-                 framing: Framing | None = None) -> None:
-        super().__init__(model, spec, arch, device, framing)
+                 framing: Framing | None = None, scale: ScoreScale | None = None) -> None:
+        super().__init__(model, spec, arch, device, framing, scale)
         self.model = torch.compile(self.model)  # type: ignore[assignment]  # a module that compiles on call

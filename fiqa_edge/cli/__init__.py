@@ -83,6 +83,13 @@ def main(verbose: bool) -> None:
               help="Videos (with --detect): the best N faces of each person (track) in each video.")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
               help="Videos: frames scored per second of video.")
+@click.option("--min-quality", help="Accept faces at or above this: a score (0.62), a percentile among the model's "
+                                   "reference faces (30p) or a 0-100 quality (55q); adds the column 'accepted'.")
+@click.option("--accept-to", type=click.Path(file_okay=False, path_type=Path),
+              help="With --min-quality: copy accepted files here (never overwriting).")
+@click.option("--reject-to", type=click.Path(file_okay=False, path_type=Path),
+              help="With --min-quality: copy rejected files here (never overwriting).")
+@click.option("--move", is_flag=True, help="Move instead of copying with --accept-to / --reject-to.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def score(
     images: tuple[Path, ...],
@@ -104,6 +111,10 @@ def score(
     save_crops: Path | None,
     best: int,
     fps: float,
+    min_quality: str | None,
+    accept_to: Path | None,
+    reject_to: Path | None,
+    move: bool,
     quiet: bool,
 ) -> None:
     """Score face images: files and folders (walked recursively).
@@ -153,25 +164,50 @@ def score(
     if save_crops or max_faces or min_face:
         msg = "--save-crops, --max-faces and --min-face need --detect"
         raise click.UsageError(msg)
-    results = []
+    if (accept_to or reject_to or move) and not min_quality:
+        msg = "--accept-to, --reject-to and --move need --min-quality"
+        raise click.UsageError(msg)
+    from ..curation import Threshold, sort_file
+
+    manifest = getattr(scorer.backend, "manifest", None)
+    score_range = manifest.score_range if manifest is not None else (0.0, 1.0)
+    threshold = Threshold.parse(min_quality, scorer.scale, score_range) if min_quality else None
+    results, accepted, unsorted = [], {}, set()
     for result in tqdm(scorer.score_paths(paths, batch_size=batch_size, workers=workers), total=len(paths),
                        unit="img", desc="scoring", disable=quiet or len(paths) < 2):
         if result.error:
             tqdm.write(f"error: {result.error}", file=sys.stderr)
+        elif threshold is not None and result.score is not None:
+            accepted[result.path] = ok = threshold.accepts(result.score, result.percentile, result.quality)
+            folder = accept_to if ok else reject_to
+            if folder is not None:
+                try:
+                    sort_file(result.path, folder, move=move)
+                except FiqaError as exc:
+                    tqdm.write(f"error: {exc}", file=sys.stderr)
+                    unsorted.add(result.path)
         results.append(result)
-    failed = sum(r.error is not None for r in results)
+    failed = sum(r.error is not None for r in results) + len(unsorted)
     if csv_out or not json_out:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["path", "score", "error"])
+        placed = scorer.scale is not None  # the model records a scale: percentile and 0-100 quality too
+        writer.writerow(["path", "score", "error", *(["percentile", "quality"] if placed else []),
+                         *(["accepted"] if threshold else [])])
         for r in results:
-            writer.writerow([r.path, "" if r.score is None else f"{r.score:.6f}", r.error or ""])
+            extra = [("" if v is None else f"{v:.2f}") for v in (r.percentile, r.quality)] if placed else []
+            if threshold:
+                extra.append("" if r.path not in accepted else "yes" if accepted[r.path] else "no")
+            writer.writerow([r.path, "" if r.score is None else f"{r.score:.6f}", r.error or "", *extra])
         _write_output(csv_out, buffer.getvalue())
     if json_out:
         report = {
             "model": str(model), "backend": scorer.backend.name, "arch": scorer.backend.arch,
             "images": len(results), "scored": len(results) - failed, "failed": failed,
-            "results": [{"path": r.path, "score": r.score, "error": r.error} for r in results],
+            "scale": scorer.scale.to_dict() if scorer.scale else None,
+            "min_quality": threshold.__dict__ if threshold else None,
+            "results": [{"path": r.path, "score": r.score, "error": r.error, "percentile": r.percentile,
+                         "quality": r.quality, "accepted": accepted.get(r.path)} for r in results],
         }
         _write_output(json_out, json.dumps(report, indent=2) + "\n")
     click.echo(f"scored {len(results) - failed} of {len(results)} images with {scorer.backend.name}", err=True)
@@ -241,6 +277,7 @@ def models(pattern: str) -> None:
 
 # the other command families, attached last (they import this module's group)
 from . import bench as _bench  # noqa: E402
+from . import calibrate as _calibrate  # noqa: E402
 from . import convert as _convert  # noqa: E402
 from . import serve as _serve  # noqa: E402
 from . import train as _train  # noqa: E402
@@ -251,3 +288,4 @@ main.add_command(_train.label)
 main.add_command(_convert.convert)
 main.add_command(_serve.serve)
 main.add_command(_bench.bench)
+main.add_command(_calibrate.calibrate)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..framing import Framing
 from ..preprocess import PreprocessSpec
+from ..score_scale import ScoreScale
 from ._registry import TIMM_PREFIX, ModelCfg, get_model_cfg, is_model, list_models, register_model
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class LoadedModel:
     sha256: str
     path: Path
     framing: Framing | None = None  # how its training faces were framed, when the checkpoint records it
+    scale: ScoreScale | None = None  # its scores' percentiles on reference faces, when recorded (fiqa-edge calibrate)
 
     @property
     def input_size(self) -> int:
@@ -96,4 +98,4 @@ def load_model(path: str | os.PathLike[str], arch: str | None = None, input_size
     model.eval()
     spec = _resolve_spec(meta.get("preprocessing"), arch, input_size)
     return LoadedModel(model=model, arch=arch, spec=spec, sha256=sha256_file(path), path=path,
-                       framing=meta.get("framing"))
+                       framing=meta.get("framing"), scale=meta.get("scale"))

@@ -21,13 +21,16 @@ from .._atomic import atomic_path
 from ..errors import CheckpointError
 from ..framing import Framing
 from ..preprocess import PreprocessSpec
+from ..score_scale import ScoreScale
 from ._registry import get_model_cfg, list_models
 
 __all__ = ["read_checkpoint", "detect_arch", "check_fits", "save_checkpoint", "SAFETENSORS_SUFFIX"]
 
 SAFETENSORS_SUFFIX = ".safetensors"
 _WRAPPER_KEYS = ("model_state_dict", "state_dict", "model")
-_META_KEYS = ("arch", "preprocessing", "framing")
+_META_KEYS = ("arch", "preprocessing", "framing", "scale")
+#: metadata stored as JSON and the types they are read back as
+_PARSED: dict[str, Any] = {"preprocessing": PreprocessSpec, "framing": Framing, "scale": ScoreScale}
 
 
 def _shorten(items: list[str], limit: int = 4) -> str:
@@ -40,7 +43,8 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
 
     ``metadata`` holds what :func:`save_checkpoint` stores beside the weights:
     ``arch`` (str), ``preprocessing`` (a PreprocessSpec) and, when recorded,
-    ``framing`` (a Framing); official checkpoints have none of them.
+    ``framing`` (a Framing) and ``scale`` (a ScoreScale, see :func:`record_scale`);
+    official checkpoints have none of them.
 
     Raises:
         CheckpointError: missing file, unreadable or unsafe content, no tensors.
@@ -78,18 +82,13 @@ def read_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         raise CheckpointError(msg)
     if all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
-    if "preprocessing" in metadata:
-        try:
-            metadata["preprocessing"] = PreprocessSpec.from_dict(json.loads(metadata["preprocessing"]))
-        except (ValueError, TypeError) as exc:
-            msg = f"{path}: invalid preprocessing metadata ({exc})"
-            raise CheckpointError(msg) from exc
-    if "framing" in metadata:
-        try:
-            metadata["framing"] = Framing.from_dict(json.loads(metadata["framing"]))
-        except (ValueError, TypeError) as exc:
-            msg = f"{path}: invalid framing metadata ({exc})"
-            raise CheckpointError(msg) from exc
+    for key, kind in _PARSED.items():
+        if key in metadata:
+            try:
+                metadata[key] = kind.from_dict(json.loads(metadata[key]))
+            except (ValueError, TypeError, KeyError) as exc:
+                msg = f"{path}: invalid {key} metadata ({exc})"
+                raise CheckpointError(msg) from exc
     return state, metadata
 
 
@@ -153,6 +152,25 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike[str], *, arch: str
             from safetensors.torch import save_file
 
             save_file(state, str(tmp), metadata=meta)
+        else:
+            torch.save({"model_state_dict": state, **meta}, tmp)
+    return path
+
+
+def record_scale(path: str | os.PathLike[str], scale: ScoreScale) -> Path:
+    """Store ``scale`` in the checkpoint's metadata (rewritten atomically; the weights are unchanged).
+
+    A plain state_dict ``.pt`` becomes the ``{"model_state_dict", ...}`` dict :func:`save_checkpoint` writes.
+    """
+    path = Path(path)
+    state, metadata = read_checkpoint(path)
+    meta = {k: v if isinstance(v, str) else json.dumps(v.to_dict()) for k, v in metadata.items() if k in _META_KEYS}
+    meta["scale"] = json.dumps(scale.to_dict())
+    with atomic_path(path) as tmp:
+        if path.suffix == SAFETENSORS_SUFFIX:
+            from safetensors.torch import save_file
+
+            save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=meta)
         else:
             torch.save({"model_state_dict": state, **meta}, tmp)
     return path
