@@ -52,11 +52,9 @@ class Threshold:
         return cls(value, kind)
 
     def accepts(self, score: float, percentile: float | None, quality: float | None) -> bool:
+        """Whether the face passes (:meth:`parse` made sure the model gives the kind measured)."""
         measured = {"score": score, "percentile": percentile, "quality": quality}[self.kind]
-        if measured is None:
-            msg = f"no {self.kind} for this score (the model records no score scale)"
-            raise FiqaError(msg)
-        return measured >= self.value
+        return measured is not None and measured >= self.value
 
 
 def sort_file(path: str | os.PathLike[str], folder: Path, *, move: bool = False) -> Path:

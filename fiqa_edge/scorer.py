@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
@@ -243,7 +243,8 @@ class QualityScorer:
         Raises:
             ImageError: the input cannot be decoded.
         """
-        return self._faces(image, finder or self._default_finder(), name=_name_of(image))
+        found = self._crops(image, finder or self._default_finder())
+        return self._scored(_name_of(image), found) if found else []
 
     def score_faces_paths(
         self, paths: Iterable[str | os.PathLike[str]], finder: FaceFinder | None = None, *, workers: int = 2,
@@ -279,8 +280,7 @@ class QualityScorer:
     @property
     def scale(self) -> ScoreScale | None:
         """The model's score scale (percentiles, 0–100), when its manifest or checkpoint records one."""
-        manifest = getattr(self.backend, "manifest", None)
-        return manifest.scale if manifest is not None else getattr(self.backend, "scale", None)
+        return self._recorded("scale")
 
     def _placed(self, score: float) -> tuple[float | None, float | None]:
         """(percentile, 0–100 value) of ``score``, or Nones without a scale."""
@@ -290,8 +290,12 @@ class QualityScorer:
     @property
     def framing(self) -> Framing | None:
         """How the model's training faces were framed, when its manifest or checkpoint records it."""
+        return self._recorded("framing")
+
+    def _recorded(self, name: str) -> Any:
+        """A record of the bundle's manifest, or of the checkpoint the torch backend loaded."""
         manifest = getattr(self.backend, "manifest", None)
-        return manifest.framing if manifest is not None else getattr(self.backend, "framing", None)
+        return getattr(manifest if manifest is not None else self.backend, name, None)
 
     def _default_finder(self) -> FaceFinder:
         from .detect import FaceFinder
@@ -307,10 +311,6 @@ class QualityScorer:
         scores = self.backend.predict(np.stack([preprocess(crop, self.spec) for _, crop in found]))
         return [FaceScore(name, i, face.box, face.confidence, float(score), None, crop, *self._placed(float(score)))
                 for i, ((face, crop), score) in enumerate(zip(found, scores))]
-
-    def _faces(self, image: ImageInput, finder: FaceFinder, name: str) -> list[FaceScore]:
-        found = self._crops(image, finder)
-        return self._scored(name, found) if found else []
 
     def _flush(self, batch: list[tuple[str, np.ndarray | None, str | None]]) -> Iterator[ScoreResult]:
         inputs = [x for _, x, _ in batch if x is not None]
