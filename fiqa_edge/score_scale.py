@@ -12,18 +12,23 @@ from it, so every precision maps a face to the same percentile and 0–100 value
   ``s = IQR / (2 ln 3)``, the logistic with the reference faces' median and
   interquartile range: monotone, defined for every score, and equal to the
   percentile wherever the scores are logistic-distributed.
+
+Where the reference faces come with identity pairs, the scale also carries
+:class:`~fiqa_edge.operating_points.OperatingPoints`: thresholds and what
+rejecting below each buys a face recogniser.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from .errors import FiqaError
+from .operating_points import OperatingPoints
 
 __all__ = ["MIN_REFERENCE_FACES", "ScoreScale"]
 
@@ -34,13 +39,15 @@ _LEVELS = np.arange(1, 100)
 
 @dataclass(frozen=True)
 class ScoreScale:
-    """Percentiles 1…99 of the reference faces' scores, their extremes, and where they came from."""
+    """Percentiles 1…99 of the reference faces' scores, their extremes, where they came from, and the
+    operating points measured on identity pairs (None: no pairs were given)."""
 
     reference: str
     faces: int
     percentiles: tuple[float, ...]  # the 1st … 99th
     minimum: float
     maximum: float
+    operating_points: OperatingPoints | None = None
 
     @classmethod
     def from_scores(cls, scores: Sequence[float] | np.ndarray, reference: str) -> ScoreScale:
@@ -78,9 +85,13 @@ class ScoreScale:
         z = (score - self.median) / spread
         return float(100.0 / (1.0 + math.exp(-max(min(z, 700.0), -700.0))))
 
+    def with_operating_points(self, points: OperatingPoints) -> ScoreScale:
+        return replace(self, operating_points=points)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["percentiles"] = list(self.percentiles)
+        d["operating_points"] = self.operating_points.to_dict() if self.operating_points else None
         return d
 
     @classmethod
@@ -89,4 +100,6 @@ class ScoreScale:
         if len(percentiles) != len(_LEVELS):
             msg = f"a score scale needs the percentiles 1-99, got {len(percentiles)} values"
             raise ValueError(msg)
-        return cls(str(d["reference"]), int(d["faces"]), percentiles, float(d["minimum"]), float(d["maximum"]))
+        points = d.get("operating_points")
+        return cls(str(d["reference"]), int(d["faces"]), percentiles, float(d["minimum"]), float(d["maximum"]),
+                   OperatingPoints.from_dict(points) if points else None)

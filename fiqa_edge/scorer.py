@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .backends import Backend, open_backend
+from .curation import Threshold
 from .errors import ImageError
 from .framing import LFW_FRAMING, Framing
 from .imaging import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image, to_rgb
@@ -42,13 +43,15 @@ ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 @dataclass(frozen=True)
 class ScoreResult:
     """One file's score, or the reason it has none; its percentile among the model's reference faces and its
-    0–100 value when the model has a :class:`~fiqa_edge.score_scale.ScoreScale` (None otherwise)."""
+    0–100 value when the model has a :class:`~fiqa_edge.score_scale.ScoreScale`, and whether it passes the
+    scorer's :attr:`~QualityScorer.min_quality` when one is set (None otherwise)."""
 
     path: str
     score: float | None
     error: str | None = None
     percentile: float | None = None
     quality: float | None = None
+    accepted: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,7 @@ class FaceScore:
     crop: Image.Image | None = field(default=None, repr=False, compare=False)
     percentile: float | None = None
     quality: float | None = None
+    accepted: bool | None = None
 
 
 #: the error of a photo in which the detector found no face
@@ -103,6 +107,7 @@ class QualityScorer:
         self.backend = backend
         self.max_pixels = max_pixels
         self._finder: FaceFinder | None = None
+        self._threshold: Threshold | None = None
 
     @classmethod
     def load(
@@ -282,10 +287,29 @@ class QualityScorer:
         """The model's score scale (percentiles, 0–100), when its manifest or checkpoint records one."""
         return self._recorded("scale")
 
-    def _placed(self, score: float) -> tuple[float | None, float | None]:
-        """(percentile, 0–100 value) of ``score``, or Nones without a scale."""
+    @property
+    def min_quality(self) -> Threshold | None:
+        """The threshold results are judged by (their ``accepted``); None: not judged."""
+        return self._threshold
+
+    @min_quality.setter
+    def min_quality(self, value: str | Threshold | None) -> None:
+        """Set from ``0.62`` (a raw score), ``30p`` (a percentile) or ``55q`` (a 0–100 quality), or None.
+
+        Raises:
+            FiqaError: not a number, outside the range, or a percentile/quality for a model without a scale.
+        """
+        if isinstance(value, str):
+            manifest = getattr(self.backend, "manifest", None)
+            value = Threshold.parse(value, self.scale, manifest.score_range if manifest is not None else (0.0, 1.0))
+        self._threshold = value
+
+    def _placed(self, score: float) -> tuple[float | None, float | None, bool | None]:
+        """(percentile, 0–100 value, accepted) of ``score``; Nones without a scale or a threshold."""
         scale = self.scale
-        return (scale.percentile(score), scale.quality(score)) if scale is not None else (None, None)
+        percentile, quality = (scale.percentile(score), scale.quality(score)) if scale is not None else (None, None)
+        accepted = self._threshold.accepts(score, percentile, quality) if self._threshold is not None else None
+        return percentile, quality, accepted
 
     @property
     def framing(self) -> Framing | None:

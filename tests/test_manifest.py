@@ -91,4 +91,7 @@ def test_framing_round_trips_and_older_manifests_have_none(tmp_path):
     m.save(tmp_path)
     assert Manifest.load(tmp_path).framing == LFW_FRAMING
     stored = json.loads((DEFAULT_BUNDLE / MANIFEST_NAME).read_text())
-    assert stored["schema_version"] == 1 and Manifest.load(DEFAULT_BUNDLE).framing is None
+    older = {k: v for k, v in stored.items() if k not in ("framing", "scale")} | {"schema_version": 1}
+    (tmp_path / MANIFEST_NAME).write_text(json.dumps(older))
+    loaded = Manifest.load(tmp_path)
+    assert loaded.framing is None and loaded.scale is None

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from fiqa_edge.assets import SAMPLES_DIR
-from fiqa_edge.train.utility_labels import UtilityConfig, lfw_pair_refs, make_utility_labels, utility
+from fiqa_edge.train.utility_labels import UtilityConfig, make_utility_labels, utility
 
 pytest.importorskip("dlib", reason="the `labels` extra (dlib-bin, face-recognition-models) is not installed")
 
@@ -23,14 +23,6 @@ def test_utility_is_separation_in_impostor_standard_deviations():
     d_imp = np.linalg.norm(impostors, axis=1)
     expected = (d_imp.mean() - np.linalg.norm(near, axis=1).mean()) / d_imp.std()
     assert utility(me, near, impostors) == pytest.approx(expected)
-
-
-def test_lfw_pairs_file(tmp_path):
-    (tmp_path / "pairs.txt").write_text("1\t2\nAaron\t1\t2\nAaron\t1\tBob\t3\n")
-    assert lfw_pair_refs(tmp_path / "pairs.txt") == [
-        ("Aaron/Aaron_0001.jpg", "Aaron/Aaron_0002.jpg", True),
-        ("Aaron/Aaron_0001.jpg", "Bob/Bob_0003.jpg", False),
-    ]
 
 
 @pytest.fixture(scope="module")

@@ -20,12 +20,12 @@ from fiqa_edge.baselines import laplacian_variance
 from fiqa_edge.degrade import open_image_ref
 from fiqa_edge.edc import EdcCurve, edc
 from fiqa_edge.metrics import quality_metrics
+from fiqa_edge.operating_points import load_embeddings, read_pairs
 from fiqa_edge.zoo import load_model
 
 from .data import Item, read_labels
 from .distributed import Dist
 from .engine import predict
-from .utility_labels import lfw_pair_refs
 
 __all__ = ["make_report"]
 
@@ -54,9 +54,8 @@ def make_report(run: Path, labels_dir: Path, root: Path, pairs: Path, out: Path,
     labels = np.array([it.score for it in test])
     baseline = quality_metrics(lap, labels).to_dict()
 
-    data = np.load(labels_dir / "embeddings.npz")
-    vectors = dict(zip(data["refs"].tolist(), data["vectors"]))
-    pair_list = [(a, b, g) for a, b, g in lfw_pair_refs(pairs) if a in vectors and b in vectors]
+    vectors = load_embeddings(labels_dir / "embeddings.npz")
+    pair_list = [(p.a, p.b, p.same) for p in read_pairs(pairs) if p.a in vectors and p.b in vectors]
     images = sorted({r for a, b, _ in pair_list for r in (a, b)})
     items = [Item(r) for r in images]
     student = load_model(summary["models"]["student"]["checkpoint"])

@@ -27,6 +27,7 @@ import json
 import logging
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -36,8 +37,9 @@ from fiqa_edge._atomic import atomic_path, atomic_write_text
 from fiqa_edge.degrade import apply, sample_degradation
 from fiqa_edge.errors import FiqaError, ImageError
 from fiqa_edge.imaging import load_image
+from fiqa_edge.operating_points import read_pairs
 
-__all__ = ["UtilityConfig", "lfw_pair_refs", "make_utility_labels", "utility"]
+__all__ = ["UtilityConfig", "embed_pairs", "make_pairs", "make_utility_labels", "utility"]
 
 log = logging.getLogger(__name__)
 SHARD = 400
@@ -68,20 +70,6 @@ def _identities(root: Path) -> dict[str, list[str]]:
         msg = f"{root}: no identity folders with images (expected NAME/NAME_0001.jpg)"
         raise FiqaError(msg)
     return people
-
-
-def lfw_pair_refs(pairs: Path) -> list[tuple[str, str, bool]]:
-    """(image a, image b, same person) for each line of an LFW ``pairs.txt``."""
-    out = []
-    for line in pairs.read_text().splitlines()[1:]:
-        parts = line.split()
-        if len(parts) == 3:
-            n, i, j = parts
-            out.append((f"{n}/{n}_{int(i):04d}.jpg", f"{n}/{n}_{int(j):04d}.jpg", True))
-        elif len(parts) == 4:
-            n1, i, n2, j = parts
-            out.append((f"{n1}/{n1}_{int(i):04d}.jpg", f"{n2}/{n2}_{int(j):04d}.jpg", False))
-    return out
 
 
 def utility(embedding: np.ndarray, genuine: np.ndarray, impostors: np.ndarray) -> float:
@@ -122,21 +110,24 @@ def _embed_source(args: tuple[str, str, list[tuple[str, float]]]) -> tuple[list[
     return refs, np.stack(vectors), "detected" if detected else "central box"
 
 
-def _embed_all(cfg: UtilityConfig, jobs: list[tuple[str, list[tuple[str, float]]]]) -> tuple[dict[str, np.ndarray], int]:
-    """Embeddings of every job's images, and how many faces were not detected (central box used)."""
-    cache = cfg.out / "cache"
+def _embed_all(images: Path, cache: Path, jobs: list[tuple[str, list[tuple[str, float]]]],
+               workers: int) -> tuple[dict[str, np.ndarray], int]:
+    """Embeddings of every job's images, and how many faces were not detected (central box used).
+
+    Shards of finished work are kept in ``cache``, so an interrupted run resumes.
+    """
     cache.mkdir(parents=True, exist_ok=True)
     shards = [jobs[i : i + SHARD] for i in range(0, len(jobs), SHARD)]
     embeddings: dict[str, np.ndarray] = {}
     undetected = 0
     total = sum(1 + len(d) for _, d in jobs)
     bar = tqdm(total=total, unit="face", desc="embedding")
-    with ProcessPoolExecutor(max_workers=max(1, cfg.workers)) as pool:
+    with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         for n, shard in enumerate(shards):
             path = cache / f"shard-{n:04d}-{len(shard)}.npz"
             if not path.exists():
                 refs, chunks, misses = [], [], 0
-                for r, v, note in pool.map(_embed_source, [(str(cfg.images), s, d) for s, d in shard], chunksize=8):
+                for r, v, note in pool.map(_embed_source, [(str(images), s, d) for s, d in shard], chunksize=8):
                     if v is None:
                         tqdm.write(f"skipped: {note}")
                         continue
@@ -172,10 +163,10 @@ def make_utility_labels(cfg: UtilityConfig) -> dict:
             jobs[src] = [sample_degradation(rng) for _ in range(cfg.copies)]
     pair_sources = []
     if cfg.pairs:
-        pair_sources = sorted({r for a, b, _ in lfw_pair_refs(cfg.pairs) for r in (a, b)})
+        pair_sources = sorted({r for p in read_pairs(cfg.pairs) for r in (p.a, p.b)})
     for src in pair_sources:
         jobs.setdefault(src, [])
-    embeddings, undetected = _embed_all(cfg, sorted(jobs.items()))
+    embeddings, undetected = _embed_all(cfg.images, cfg.out / "cache", sorted(jobs.items()), cfg.workers)
     for n in multi:  # an unreadable image leaves its identity's set
         labelled[n] = [s for s in labelled[n] if s in embeddings]
     multi = [n for n in multi if len(labelled[n]) >= 2]
@@ -228,10 +219,61 @@ def make_utility_labels(cfg: UtilityConfig) -> dict:
         "identities": {"labelled": len(multi), "unlabelled": len(single)},
     }
     atomic_write_text(cfg.out / "labels.json", json.dumps(summary, indent=2) + "\n")
-    with atomic_path(cfg.out / "embeddings.npz") as tmp, open(tmp, "wb") as f:
-        refs = sorted(embeddings)
-        np.savez(f, refs=np.array(refs), vectors=np.stack([embeddings[r] for r in refs]))
+    _save_embeddings(cfg.out / "embeddings.npz", embeddings)
     return summary
+
+
+def _save_embeddings(path: Path, embeddings: dict[str, np.ndarray]) -> None:
+    """The ``.npz`` :func:`fiqa_edge.operating_points.load_embeddings` reads (written atomically)."""
+    images = sorted(embeddings)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, images=np.array(images), vectors=np.stack([embeddings[r] for r in images]))
+
+
+def embed_pairs(images: Path, pairs: Path, out: Path, workers: int = 2) -> tuple[int, int]:
+    """dlib embeddings of every image ``pairs`` names, saved to ``out`` (``.npz``); (images embedded, not
+    detected). Unreadable images are named and left out; shards in ``out``'s ``.cache`` folder make an
+    interrupted run resume."""
+    sources = sorted({r for p in read_pairs(pairs) for r in (p.a, p.b)})
+    missing = [s for s in sources if not (images / s).is_file()]
+    for s in missing:
+        log.warning("%s: %s: no such image under %s; left out", pairs, s, images)
+    jobs: list[tuple[str, list[tuple[str, float]]]] = [(s, []) for s in sources if s not in missing]
+    embeddings, undetected = _embed_all(images, out.with_name(out.name + ".cache"), jobs, workers)
+    _save_embeddings(out, embeddings)
+    return len(embeddings), undetected
+
+
+def make_pairs(images: Path, labels: Path, out: Path, *, impostors: int = 20000, seed: int = 0,
+               workers: int = 2) -> tuple[int, int]:
+    """Verification pairs among the clean images of a label file's identities, with their dlib distances.
+
+    Every same-person pair, and ``impostors`` different-person pairs drawn with ``seed``, written to ``out``
+    as ``image_a,image_b,same,distance`` (the CSV ``fiqa-edge calibrate --pairs`` reads). Returns
+    (genuine, impostor) counts. Embeddings are cached beside ``out``, so an interrupted run resumes.
+    """
+    with open(labels, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("degradation", "none") == "none"]
+    if not rows or "identity" not in rows[0]:
+        msg = f"{labels}: expected clean images with an identity column (a `fiqa-edge label utility` split)"
+        raise FiqaError(msg)
+    jobs: list[tuple[str, list[tuple[str, float]]]] = [(r["image"], []) for r in rows]
+    embeddings, _ = _embed_all(images, out.with_name(out.name + ".cache"), jobs, workers)
+    people = [(r["image"], r["identity"]) for r in rows if r["image"] in embeddings]
+    same = [(a, b) for (a, na), (b, nb) in combinations(people, 2) if na == nb]
+    rng = np.random.default_rng(seed)
+    drawn: set[tuple[int, int]] = set()
+    limit = len(people) * (len(people) - 1) // 2 - len(same)
+    while len(drawn) < min(impostors, limit):
+        i, j = sorted(int(k) for k in rng.choice(len(people), 2, replace=False))
+        if people[i][1] != people[j][1]:
+            drawn.add((i, j))
+    different = [(people[i][0], people[j][0]) for i, j in sorted(drawn)]
+    table = [["image_a", "image_b", "same", "distance"]]
+    for pairs, flag in ((same, "1"), (different, "0")):
+        table += [[a, b, flag, f"{np.linalg.norm(embeddings[a] - embeddings[b]):.6f}"] for a, b in pairs]
+    atomic_write_text(out, _csv_text(table))
+    return len(same), len(different)
 
 
 def _csv_text(rows: list[list[str]]) -> str:

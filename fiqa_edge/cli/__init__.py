@@ -151,6 +151,9 @@ def score(
     model = model or default_model_path(backend)
     scorer = QualityScorer.load(model, backend, threads=threads, device=device, max_pixels=max_pixels,
                                 arch=arch, input_size=input_size)
+    if detect and (min_quality or accept_to or reject_to or move):
+        msg = "--min-quality and the curation flags judge whole images; they do not combine with --detect"
+        raise click.UsageError(msg)
     if detect:
         from ..detect import FaceFinder
         from ..framing import LFW_FRAMING
@@ -168,19 +171,17 @@ def score(
     if (accept_to or reject_to or move) and not min_quality:
         msg = "--accept-to, --reject-to and --move need --min-quality"
         raise click.UsageError(msg)
-    from ..curation import Threshold, sort_file
+    from ..curation import sort_file
 
-    manifest = getattr(scorer.backend, "manifest", None)
-    score_range = manifest.score_range if manifest is not None else (0.0, 1.0)
-    threshold = Threshold.parse(min_quality, scorer.scale, score_range) if min_quality else None
-    results, accepted, unsorted = [], {}, set()
+    scorer.min_quality = min_quality
+    threshold = scorer.min_quality
+    results, unsorted = [], set()
     for result in tqdm(scorer.score_paths(paths, batch_size=batch_size, workers=workers), total=len(paths),
                        unit="img", desc="scoring", disable=quiet or len(paths) < 2):
         if result.error:
             tqdm.write(f"error: {result.error}", file=sys.stderr)
-        elif threshold is not None and result.score is not None:
-            accepted[result.path] = ok = threshold.accepts(result.score, result.percentile, result.quality)
-            folder = accept_to if ok else reject_to
+        elif result.accepted is not None:
+            folder = accept_to if result.accepted else reject_to
             if folder is not None:
                 try:
                     sort_file(result.path, folder, move=move)
@@ -198,7 +199,7 @@ def score(
         for r in results:
             extra = [("" if v is None else f"{v:.2f}") for v in (r.percentile, r.quality)] if placed else []
             if threshold:
-                extra.append("" if r.path not in accepted else "yes" if accepted[r.path] else "no")
+                extra.append("" if r.accepted is None else "yes" if r.accepted else "no")
             writer.writerow([r.path, "" if r.score is None else f"{r.score:.6f}", r.error or "", *extra])
         _write_output(csv_out, buffer.getvalue())
     if json_out:
@@ -208,7 +209,7 @@ def score(
             "scale": scorer.scale.to_dict() if scorer.scale else None,
             "min_quality": threshold.__dict__ if threshold else None,
             "results": [{"path": r.path, "score": r.score, "error": r.error, "percentile": r.percentile,
-                         "quality": r.quality, "accepted": accepted.get(r.path)} for r in results],
+                         "quality": r.quality, "accepted": r.accepted} for r in results],
         }
         _write_output(json_out, json.dumps(report, indent=2) + "\n")
     click.echo(f"scored {len(results) - failed} of {len(results)} images with {scorer.backend.name}", err=True)

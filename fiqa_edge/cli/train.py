@@ -141,3 +141,46 @@ def label_utility(images: Path, out: Path, pairs: Path | None, seed: int, copies
                         impostors=impostors, pairs=pairs, workers=workers)
     summary = make_utility_labels(cfg)
     click.echo(json.dumps(summary["counts"]))
+
+
+@label.command("embed")
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder the pairs' image paths start from.")
+@click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="LFW pairs.txt, or a CSV image_a,image_b,same.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The .npz to write (arrays images, vectors).")
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+def label_embed(images: Path, pairs: Path, out: Path, workers: int) -> None:
+    """dlib face embeddings of every image PAIRS names, for `fiqa-edge calibrate --embeddings`.
+
+    Needs the `labels` extra. Finished shards are kept in OUT.cache, so an
+    interrupted run resumes; missing or unreadable images are named and left out.
+    """
+    from ..train.utility_labels import embed_pairs
+
+    done, undetected = embed_pairs(images, pairs, out, workers)
+    click.echo(f"{out}: {done} images embedded ({undetected} with no face found: the central region was used)",
+               err=True)
+
+
+@label.command("pairs")
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder the label file's image paths start from.")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="A `label utility` split (image and identity columns); its clean images are paired.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The CSV to write: image_a,image_b,same,distance.")
+@click.option("--impostors", type=click.IntRange(min=1), default=20000, show_default=True,
+              help="Different-person pairs to draw (every same-person pair is kept).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+def label_pairs(images: Path, labels: Path, out: Path, impostors: int, seed: int, workers: int) -> None:
+    """Verification pairs of a label split's people with dlib distances, for `fiqa-edge calibrate --pairs`.
+
+    Needs the `labels` extra; embeddings are cached in OUT.cache, so an interrupted run resumes.
+    """
+    from ..train.utility_labels import make_pairs
+
+    genuine, different = make_pairs(images, labels, out, impostors=impostors, seed=seed, workers=workers)
+    click.echo(f"{out}: {genuine} same-person and {different} different-person pairs", err=True)
