@@ -66,6 +66,30 @@ def _occlude(im: Image.Image, fraction: float, rng: np.random.Generator) -> Imag
     return Image.fromarray(pixels, "RGB")
 
 
+def _motion(im: Image.Image, length: float, rng: np.random.Generator) -> Image.Image:
+    """Linear motion blur: the mean along a ``length``-pixel line at a seeded angle."""
+    from scipy.ndimage import convolve
+
+    n = max(1, int(round(length)))
+    size = n if n % 2 else n + 1
+    kernel = np.zeros((size, size), dtype=np.float32)
+    angle, c = rng.uniform(0, np.pi), (size - 1) / 2
+    for t in np.linspace(-(n - 1) / 2, (n - 1) / 2, n):
+        kernel[int(round(c + t * np.sin(angle))), int(round(c + t * np.cos(angle)))] = 1.0
+    kernel /= kernel.sum()
+    pixels = np.asarray(im, dtype=np.float32)
+    blurred = np.stack([convolve(pixels[..., k], kernel, mode="nearest") for k in range(3)], axis=-1)
+    return Image.fromarray(np.clip(np.round(blurred), 0, 255).astype(np.uint8), "RGB")
+
+
+def _lowlight(im: Image.Image, gain: float, rng: np.random.Generator) -> Image.Image:
+    """A dim scene brightened by the camera: the light scaled by ``gain``, sensor noise (3 levels) and 8-bit
+    rounding added, then amplified back to 70 % of the original brightness."""
+    dim = np.round(np.asarray(im, dtype=np.float32) * gain + rng.normal(0.0, 3.0, (im.height, im.width, 3)))
+    pixels = np.clip(dim, 0, 255) * (0.7 / gain)
+    return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8), "RGB")
+
+
 @dataclass(frozen=True)
 class Degradation:
     """One kind: how to apply it and the strength range sampled (weakest → strongest)."""
@@ -86,6 +110,8 @@ DEGRADATIONS: dict[str, Degradation] = {
         Degradation("dark", 0.55, 0.12, _exposure),  # gain < 1: under-exposure
         Degradation("bright", 1.6, 4.0, _exposure),  # gain > 1: over-exposure (clipping)
         Degradation("occlude", 0.08, 0.5, _occlude),  # share of the central region covered
+        Degradation("motion", 3.0, 25.0, _motion),  # motion blur length, pixels of the 250² image
+        Degradation("lowlight", 0.5, 0.08, _lowlight),  # light gain before the camera brightens the image
     )
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -66,7 +67,8 @@ def test_pair_distances_leave_out_pairs_without_embeddings(tmp_path, caplog):
     np.savez(tmp_path / "e.npz", images=np.array(list(vectors)), vectors=np.stack(list(vectors.values())))
     loaded = load_embeddings(tmp_path / "e.npz")
     pairs = [Pair("a.jpg", "b.jpg", False), Pair("a.jpg", "gone.jpg", True), Pair("x.jpg", "y.jpg", True, 0.3)]
-    kept, d = pair_distances(pairs, loaded, "euclidean", origin="p.csv")
+    with caplog.at_level(logging.WARNING, logger="fiqa_edge.operating_points"):
+        kept, d = pair_distances(pairs, loaded, "euclidean", origin="p.csv")
     assert kept == [pairs[0], pairs[2]] and d == pytest.approx([np.sqrt(5), 0.3])
     assert "p.csv: no embedding for gone.jpg; pair left out" in caplog.text
     assert pair_distances(pairs[:1], loaded, "cosine")[1] == pytest.approx([1.0])
@@ -105,6 +107,7 @@ def test_calibrate_a_bundle_with_pairs_writes_manifest_and_model_metadata(tmp_pa
             rows.append(f"{a},{b},{int(same)}")
     rows.append(f"{images[0]},Nobody/Nobody_0001.jpg,0")
     (root / "pairs.csv").write_text("\n".join(rows) + "\n")
+    caplog.set_level(logging.WARNING, logger="fiqa_edge")
     embedded = CliRunner().invoke(main, ["label", "embed", "--images", str(root), "--pairs", str(root / "pairs.csv"),
                                          "--out", str(tmp_path / "emb.npz")])
     assert embedded.exit_code == 0, embedded.output

@@ -161,7 +161,7 @@ def test_min_quality_sorts_copies_without_overwriting(tmp_path, faces):
 def test_fp32_and_int8_bundles_of_the_bundled_model_agree_within_one_quality_point(tmp_path):
     """The issue's bound, on the bundled model's own scale: fp32 and every int8 bundle put >= 95 % of faces
     within 1 point of each other on the 0-100 scale. Faces: the sample validation faces whose people are not
-    among the scale's reference faces, each clean and in 14 degraded copies (240 images)."""
+    among the scale's reference faces, each clean and at two strengths of every degradation."""
     import csv
 
     from fiqa_edge.assets import DEFAULT_BUNDLE, DEFAULT_MODEL, sample_faces
@@ -181,7 +181,7 @@ def test_fp32_and_int8_bundles_of_the_bundled_model_agree_within_one_quality_poi
         images.append(clean)
         for d in DEGRADATIONS.values():
             images += [apply(clean, d.kind, s, seed_text=face.name) for s in (d.weakest, (d.weakest + d.strongest) / 2)]
-    assert len(images) == 240
+    assert len(images) == len(faces) * (1 + 2 * len(DEGRADATIONS)) >= 240
     results = convert(loaded, ["onnx", "openvino"], out=tmp_path, precisions=["int8"],
                       calibration=sample_faces("calibration"), validation=faces)
     assert [r.error for r in results] == [None, None]

@@ -81,6 +81,40 @@ def train_report(run: Path, labels_dir: Path, root: Path, pairs: Path, out: Path
     click.echo((out / "report.md").read_text())
 
 
+@train.command("evaluate")
+@click.option("--model", "models", multiple=True, required=True, metavar="NAME=PATH",
+              help="A model (checkpoint or bundle) to evaluate, named; repeatable (v1=..., v2=...).")
+@click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="Held-out verification pairs with dlib distances (`fiqa-edge label pairs`).")
+@click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="The folder the pairs' images are in.")
+@click.option("--photos", type=click.Path(exists=True, path_type=Path), multiple=True, required=True,
+              help="Photos from other sources than the training set (files or folders): degradation response.")
+@click.option("--faceres", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="faceres.onnx: a second recogniser, independent of the labels (see train/recognizer.py).")
+@click.option("--min-face", type=float, default=40.0, show_default=True, help="Smallest face width (px) used.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for evaluation.md, evaluation.json, edc.png.")
+def train_evaluate(models: tuple[str, ...], pairs: Path, root: Path, photos: tuple[Path, ...], faceres: Path | None,
+                   min_face: float, out: Path) -> None:
+    """Error-versus-discard per recogniser and degradation response on other photos, beside baselines.
+
+    Needs the `labels` extra (dlib) and the detector (`detect` extra).
+    """
+    from ..scorer import collect_images
+    from ..train.utility_eval import evaluate
+
+    named = {}
+    for item in models:
+        name, sep, path = item.partition("=")
+        if not sep or not Path(path).exists():
+            msg = f"--model {item!r}: expected NAME=PATH to an existing model"
+            raise click.BadParameter(msg)
+        named[name] = Path(path)
+    evaluate(named, pairs, root, collect_images(photos), out, faceres=faceres, min_face=min_face)
+    click.echo((out / "evaluation.md").read_text())
+
+
 @click.command("pseudo-label")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True, help="Trained checkpoint.")
 @click.option("--arch", help="Architecture of --model. Default: recognised from the file.")
