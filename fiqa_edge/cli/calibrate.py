@@ -60,11 +60,11 @@ def calibrate(model: Path, images: Path, root: Path | None, reference: str | Non
 
     if plot is not None:
         require("matplotlib", "calibrate --plot")
-    scorer = QualityScorer.load(model, "torch" if _is_checkpoint(model) else "auto")
+    scorer = QualityScorer.load(model)  # a checkpoint runs on torch, a bundle on its own backend
     base = root or (images if images.is_dir() else images.parent)
     refs = [item.image for item in read_image_list(images, base)]
     reference_scores = np.array(list(_scores(scorer, refs, base, workers, quiet, "scoring reference faces").values()))
-    scale = ScoreScale.from_scores(reference_scores, reference or f"{len(refs)} images of {images}")
+    scale = ScoreScale.from_scores(reference_scores, reference or f"{len(reference_scores)} images of {images}")
     comparisons = None
     if pairs is None:
         click.echo("no --pairs: the distribution is recorded, no operating points", err=True)
@@ -91,10 +91,6 @@ def calibrate(model: Path, images: Path, root: Path | None, reference: str | Non
                f"p1 {p[0]:.4f}, p10 {p[9]:.4f}, p50 {p[49]:.4f}, p90 {p[89]:.4f}, p99 {p[98]:.4f}", err=True)
     if scale.operating_points:
         click.echo(_points_table(scale), err=True)
-
-
-def _is_checkpoint(model: Path) -> bool:
-    return model.is_file() and model.suffix.lower() in (".pt", ".pth", ".safetensors")
 
 
 def _scores(scorer: QualityScorer, refs: list[str], root: Path, workers: int, quiet: bool,
