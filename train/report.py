@@ -27,7 +27,7 @@ from .data import Item, read_labels
 from .distributed import Dist
 from .engine import predict
 
-__all__ = ["make_report"]
+__all__ = ["make_report", "plot_edc"]
 
 DISCARDS = (0.1, 0.2)
 FMRS = (1e-2, 1e-3)
@@ -93,7 +93,8 @@ def make_report(run: Path, labels_dir: Path, root: Path, pairs: Path, out: Path,
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out / "report.md", _markdown(report))
-    _plot(curves, out / "edc.png")
+    plot_edc({subset: {m: by_fmr[FMRS[0]] for m, by_fmr in methods.items()} for subset, methods in curves.items()},
+             out / "edc.png")
     return report
 
 
@@ -115,18 +116,20 @@ def _markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _plot(curves: dict, path: Path) -> None:
+def plot_edc(panels: dict[str, dict[str, EdcCurve]], path: Path) -> None:
+    """One panel per entry (a pair subset, a recogniser), one line per quality measure; written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4), sharey=False)
-    for ax, (subset, methods) in zip(np.atleast_1d(axes), curves.items()):
-        for method, by_fmr in methods.items():
-            c = by_fmr[FMRS[0]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (panel, methods) in zip(axes[0], panels.items()):
+        for method, c in methods.items():
             ax.plot(100 * c.discard, c.fnmr, label=method)
-        ax.set(title=f"EDC, {subset} (FMR {FMRS[0]:g})", xlabel="pairs discarded (%)", ylabel="FNMR")
+        fmrs = sorted({c.fmr for c in methods.values()})
+        ax.set(title=f"EDC, {panel} (FMR {', '.join(f'{f:g}' for f in fmrs)})", xlabel="pairs discarded (%)",
+               ylabel="FNMR")
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

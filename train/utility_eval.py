@@ -23,14 +23,16 @@ from PIL import Image
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from fiqa_edge._atomic import atomic_path, atomic_write_text
+from fiqa_edge._atomic import atomic_write_text
 from fiqa_edge.baselines import laplacian_variance
 from fiqa_edge.degrade import DEGRADATIONS, apply
-from fiqa_edge.edc import edc
+from fiqa_edge.edc import EdcCurve, edc
 from fiqa_edge.framing import LFW_FRAMING
 from fiqa_edge.imaging import load_image
 from fiqa_edge.operating_points import read_pairs
 from fiqa_edge.scorer import QualityScorer
+
+from .report import plot_edc
 
 __all__ = ["EDC_FMRS", "RESPONSE_KINDS", "evaluate"]
 
@@ -67,11 +69,9 @@ def _pauc(curve_fnmr: np.ndarray, discard: np.ndarray) -> float:
     return area / (DISCARD * start) if start > 0 else 1.0
 
 
-def _edc_row(recognizer: str, method: str, fmr: float, distance: np.ndarray, same: np.ndarray,
-             pair_q: np.ndarray) -> EdcRow:
-    curve = edc(distance, same, pair_q, fmr=fmr)
-    return EdcRow(recognizer, fmr, method, float(curve.fnmr[0]), curve.fnmr_at(DISCARD), curve.reduction_at(DISCARD),
-                  _pauc(curve.fnmr, curve.discard))
+def _edc_row(recognizer: str, method: str, curve: EdcCurve) -> EdcRow:
+    return EdcRow(recognizer, curve.fmr, method, float(curve.fnmr[0]), curve.fnmr_at(DISCARD),
+                  curve.reduction_at(DISCARD), _pauc(curve.fnmr, curve.discard))
 
 
 def _batched(measure: Measure, images: list[Image.Image], desc: str) -> np.ndarray:
@@ -96,23 +96,23 @@ def edc_rows(measures: dict[str, Measure], pairs_csv: Path, root: Path,
         distances[name] = 1.0 - np.sum(vectors[a] * vectors[b], axis=1)
     scores = {name: _batched(m, images, name) for name, m in measures.items()}
     rows: list[EdcRow] = []
-    curves: dict[str, dict[str, tuple[list[float], list[float]]]] = {}
+    curves: dict[str, dict[str, EdcCurve]] = {}
     for rec, distance in distances.items():
         for fmr in EDC_FMRS:
             for method, q in scores.items():
-                rows.append(_edc_row(rec, method, fmr, distance, same, np.minimum(q[a], q[b])))
+                curve = edc(distance, same, np.minimum(q[a], q[b]), fmr=fmr)
+                rows.append(_edc_row(rec, method, curve))
                 if fmr == EDC_FMRS[0]:
-                    c = edc(distance, same, np.minimum(q[a], q[b]), fmr=fmr)
-                    curves.setdefault(rec, {})[method] = (c.discard.tolist(), c.fnmr.tolist())
+                    curves.setdefault(rec, {})[method] = curve
             rng = np.random.default_rng(0)
+            random = [edc(distance, same, rng.random(len(pairs)), fmr=fmr) for _ in range(RANDOM_SEEDS)]
             if fmr == EDC_FMRS[0]:
-                c = edc(distance, same, np.random.default_rng(0).random(len(pairs)), fmr=fmr)
-                curves[rec]["random (one seed)"] = (c.discard.tolist(), c.fnmr.tolist())
-            random = [_edc_row(rec, "random", fmr, distance, same, rng.random(len(pairs))) for _ in range(RANDOM_SEEDS)]
-            falls = np.array([r.fall_20 for r in random])
-            rows.append(EdcRow(rec, fmr, f"random ({RANDOM_SEEDS} seeds, mean)", random[0].fnmr_0,
-                               float(np.mean([r.fnmr_20 for r in random])), float(falls.mean()),
-                               float(np.mean([r.pauc_20 for r in random])), float(falls.std())))
+                curves[rec]["random (one seed)"] = random[0]
+            random_rows = [_edc_row(rec, "random", c) for c in random]
+            falls = np.array([r.fall_20 for r in random_rows])
+            rows.append(EdcRow(rec, fmr, f"random ({RANDOM_SEEDS} seeds, mean)", random_rows[0].fnmr_0,
+                               float(np.mean([r.fnmr_20 for r in random_rows])), float(falls.mean()),
+                               float(np.mean([r.pauc_20 for r in random_rows])), float(falls.std())))
     return rows, curves
 
 
@@ -184,7 +184,7 @@ def evaluate(models: dict[str, Path], pairs_csv: Path, root: Path, photos: list[
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "evaluation.json", json.dumps(report, indent=2) + "\n")
     atomic_write_text(out / "evaluation.md", _markdown(report))
-    _plot(curves, out / "edc.png")
+    plot_edc(curves, out / "edc.png")
     return report
 
 
@@ -205,22 +205,3 @@ def _markdown(report: dict) -> str:
         lines.append(f"| {name} | " + " | ".join(f"{by_kind[k]:.3f}" for k in RESPONSE_KINDS) + " |")
     lines += ["", "Strengths: " + "; ".join(f"{k} {v}" for k, v in resp["strengths"].items()) + "."]
     return "\n".join(lines) + "\n"
-
-
-def _plot(curves: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 4), squeeze=False)
-    for ax, (rec, methods) in zip(axes[0], curves.items()):
-        for method, (x, y) in methods.items():
-            ax.plot(100 * np.asarray(x), y, label=method)
-        ax.set(title=f"EDC, {rec} (FMR {EDC_FMRS[0]:g})", xlabel="pairs discarded (%)", ylabel="FNMR")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
