@@ -136,6 +136,44 @@ def test_resume_refuses_a_different_run(tmp_path):
         engine.fit(cfg.student, train, val, cfg.data.root, tmp_path, seed=2, dist=Dist(), progress=False)
 
 
+def _smoke_with(tmp_path: Path, data_lines: str) -> Path:
+    """The smoke config with extra lines in its data section, its paths made absolute, in ``tmp_path``."""
+    text = SMOKE.read_text().replace("../../", f"{SMOKE.parents[2]}/").replace(" smoke/", f" {SMOKE.parent}/smoke/")
+    path = tmp_path / "smoke.yaml"
+    path.write_text(text.replace("data:\n", "data:\n" + data_lines, 1))
+    return path
+
+
+def test_repeat_shows_the_chosen_degradations_more_often_in_training_only(tmp_path):
+    from collections import Counter
+
+    from fiqa_edge.degrade import parse_ref
+
+    def kinds(items):
+        return Counter(parse_ref(i.image)[1] for i in items)
+
+    base_train, base_val, _ = labelled_splits(load_config(SMOKE))
+    path = _smoke_with(tmp_path, "  repeat: {noise: 3, jpeg: 2}\n")
+    train, val, _ = labelled_splits(load_config(path))
+    (tmp_path / "bad.yaml").write_text(path.read_text().replace("noise: 3", "noise: 0"))
+    with pytest.raises(FiqaError, match=r"repeat: expected a degradation kind .* got noise: 0"):
+        load_config(tmp_path / "bad.yaml")
+    before, after = kinds(base_train), kinds(train)
+    assert before["noise"] > 0 and before["jpeg"] > 0
+    assert after == before + Counter({"noise": 2 * before["noise"], "jpeg": before["jpeg"]})
+    assert val == base_val
+
+
+def test_train_fit_records_the_configs_framing(tmp_path):
+    from fiqa_edge.framing import LFW_FRAMING
+    from fiqa_edge.zoo import load_model
+
+    path = _smoke_with(tmp_path, "  framing: lfw\n")
+    result = CliRunner().invoke(main, ["train", "fit", "--config", str(path), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert load_model(tmp_path / "run" / "best.safetensors").framing == LFW_FRAMING
+
+
 def test_config_errors_name_the_file_and_setting(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMOKE.read_text().replace("epochs: 2", "epochz: 2", 1))
@@ -177,11 +215,13 @@ def test_pseudo_label_benchmark_agrees_with_the_per_image_loop(faces, tmp_path):
     assert report["per_image_ips"] > 0 and report["batched_ips"] > 0
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "v2.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "v2.yaml", "v2-continue.yaml"])
 def test_the_shipped_configs_load_and_name_files_that_exist(name):
-    """The recipes the README gives: every label file they name is in the repository, and so is v2's start."""
+    """The recipes the README gives: every label file they name is in the repository, and so is each start
+    (v2's first stage starts from the bundled v1, its second from what the first writes to runs/v2)."""
     cfg = load_config(SMOKE.parent / name)
     for path in (cfg.data.labels, cfg.data.val, cfg.data.test, cfg.data.unlabelled_1, cfg.data.unlabelled_2):
         assert path is None or path.is_file(), path
     assert cfg.student.arch == "fiqa_edgenext_xxs" and cfg.data.framing == "lfw"
-    assert cfg.student.init is None or Path(cfg.student.init).is_file()
+    stage_1_output = SMOKE.parents[2] / "runs" / "v2" / "best.safetensors"
+    assert cfg.student.init is None or Path(cfg.student.init).is_file() or Path(cfg.student.init) == stage_1_output

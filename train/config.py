@@ -53,13 +53,20 @@ class DataConfig:
     unlabelled_1: Path | None = None  # U1: folder or CSV of images (pseudo-labelled by the teacher)
     unlabelled_2: Path | None = None  # U2: pseudo-labelled by teacher+
     framing: str | None = None  # how the faces are framed (a name in fiqa_edge.framing.FRAMINGS), saved with the models
+    # times each labelled training image of a degradation kind is seen per epoch (e.g. {noise: 3}); others once
+    repeat: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from fiqa_edge.degrade import DEGRADATIONS
         from fiqa_edge.framing import FRAMINGS
 
         if self.framing is not None and self.framing not in FRAMINGS:
             msg = f"unknown framing {self.framing!r}; known: {', '.join(FRAMINGS)}"
             raise ValueError(msg)
+        for kind, times in self.repeat.items():
+            if kind not in DEGRADATIONS or not isinstance(times, int) or times < 1:
+                msg = f"repeat: expected a degradation kind ({', '.join(DEGRADATIONS)}) and a whole number >= 1, got {kind}: {times}"
+                raise ValueError(msg)
 
 
 @dataclass

@@ -17,6 +17,7 @@ import numpy as np
 
 from fiqa_edge._atomic import atomic_write_text
 from fiqa_edge.errors import FiqaError
+from fiqa_edge.degrade import parse_ref
 from fiqa_edge.framing import FRAMINGS
 from fiqa_edge.metrics import quality_metrics
 from fiqa_edge.zoo import load_model
@@ -35,7 +36,8 @@ DONE = "done.json"
 
 
 def labelled_splits(cfg: RecipeConfig) -> tuple[list[Item], list[Item], list[Item]]:
-    """(train, validation, test) of the labelled set L as the config says."""
+    """(train, validation, test) of the labelled set L as the config says (training images of the kinds in
+    ``data.repeat`` repeated)."""
     d = cfg.data
     labelled = read_labels(d.labels, d.root)
     if d.val is not None:
@@ -43,6 +45,7 @@ def labelled_splits(cfg: RecipeConfig) -> tuple[list[Item], list[Item], list[Ite
     else:
         train, val = split_items(labelled, d.val_fraction, cfg.seed)
     test = read_labels(d.test, d.root) if d.test is not None else val
+    train = [item for item in train for _ in range(d.repeat.get(parse_ref(item.image)[1] or "", 1))]
     return train, val, test
 
 

@@ -51,6 +51,7 @@ def train_recipe(config_path: Path, out: Path, quiet: bool) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def train_fit(config_path: Path, out: Path, section: str, quiet: bool) -> None:
     """Train one model on the config's labelled set (resumes from OUT/last.pt)."""
+    from ..framing import FRAMINGS
     from ..train.config import load_config
     from ..train.distributed import setup
     from ..train.engine import fit
@@ -59,7 +60,9 @@ def train_fit(config_path: Path, out: Path, section: str, quiet: bool) -> None:
     cfg = load_config(config_path)
     dist = setup()
     train_items, val_items, _ = labelled_splits(cfg)
-    result = fit(getattr(cfg, section), train_items, val_items, cfg.data.root, out, seed=cfg.seed, dist=dist, progress=not quiet)
+    framing = FRAMINGS[cfg.data.framing] if cfg.data.framing else None
+    result = fit(getattr(cfg, section), train_items, val_items, cfg.data.root, out, seed=cfg.seed, dist=dist,
+                 progress=not quiet, framing=framing)
     if dist.main:
         v = result.best_val
         click.echo(f"best epoch {result.best_epoch}: SRCC {v['srcc']:.4f} PLCC {v['plcc']:.4f} -> {result.best}")
@@ -83,7 +86,7 @@ def train_report(run: Path, labels_dir: Path, root: Path, pairs: Path, out: Path
 
 @train.command("evaluate")
 @click.option("--model", "models", multiple=True, required=True, metavar="NAME=PATH",
-              help="A model (checkpoint or bundle) to evaluate, named; repeatable (v1=..., v2=...).")
+              help="A model (checkpoint, bundle or bundled name) to evaluate, named; repeatable (v1=demo-v1, v2=...).")
 @click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Held-out verification pairs with dlib distances (`fiqa-edge label pairs`).")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
@@ -101,16 +104,17 @@ def train_evaluate(models: tuple[str, ...], pairs: Path, root: Path, photos: tup
 
     Needs the `labels` extra (dlib) and the detector (`detect` extra).
     """
+    from ..assets import resolve_model
     from ..scorer import collect_images
     from ..train.utility_eval import evaluate
 
     named = {}
     for item in models:
         name, sep, path = item.partition("=")
-        if not sep or not Path(path).exists():
-            msg = f"--model {item!r}: expected NAME=PATH to an existing model"
+        if not sep or not resolve_model(path).exists():
+            msg = f"--model {item!r}: expected NAME=PATH to an existing model or a bundled model's name"
             raise click.BadParameter(msg)
-        named[name] = Path(path)
+        named[name] = resolve_model(path)
     evaluate(named, pairs, root, collect_images(photos), out, faceres=faceres, min_face=min_face)
     click.echo((out / "evaluation.md").read_text())
 
