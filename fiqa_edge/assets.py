@@ -3,23 +3,53 @@
 The default model ships three times: the checkpoint (torch, the source of
 every conversion) and its fp32 ONNX and LiteRT bundles (converted from that
 checkpoint and validated against it), so installs without torch score out of
-the box with onnxruntime, OpenVINO or LiteRT.
+the box with onnxruntime, OpenVINO or LiteRT. The model it replaced ships as a
+checkpoint too, reachable by name (``--model demo-v1``) for comparison.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import NamedTuple
 
 from ._deps import is_available
 from .errors import FiqaError
 
-__all__ = ["SAMPLES_DIR", "DEFAULT_MODEL", "DEFAULT_BUNDLE", "DEFAULT_LITERT_BUNDLE", "SAMPLE_SPLITS", "default_model_path", "sample_faces"]
+__all__ = [
+    "BUNDLED_MODELS",
+    "DEFAULT_BUNDLE",
+    "DEFAULT_LITERT_BUNDLE",
+    "DEFAULT_MODEL",
+    "SAMPLES_DIR",
+    "SAMPLE_SPLITS",
+    "BundledModel",
+    "default_model_path",
+    "resolve_model",
+    "sample_faces",
+]
 
 _HERE = Path(__file__).parent
 SAMPLES_DIR = _HERE / "samples" / "lfw40"
 DEFAULT_MODEL = _HERE / "weights" / "fiqa_edgenext_xxs_demo.safetensors"
 DEFAULT_BUNDLE = _HERE / "weights" / "fiqa_edgenext_xxs_demo_onnx"
 DEFAULT_LITERT_BUNDLE = _HERE / "weights" / "fiqa_edgenext_xxs_demo_litert"
+
+
+class BundledModel(NamedTuple):
+    """A checkpoint shipped in the package, and what it is."""
+
+    path: Path
+    summary: str
+
+
+#: bundled checkpoints by name: what ``--model NAME`` and ``QualityScorer.load(NAME)`` open
+BUNDLED_MODELS = {
+    "demo": BundledModel(DEFAULT_MODEL, "the default, v2 (192 px): v1 fine-tuned on the recognition utility of the "
+                                        "subject's face and 9 kinds of degraded copies; docs/demo/report.md"),
+    "demo-v1": BundledModel(_HERE / "weights" / "fiqa_edgenext_xxs_demo_v1.safetensors",
+                            "the first demo model (128 px, trained from scratch), kept for comparison"),
+}
 
 
 #: disjoint by identity: ``convert`` calibrates on one and validates on the other by default
@@ -41,6 +71,14 @@ def sample_faces(split: str | None = None) -> list[Path]:
     people = sorted({p.parent.name for p in faces})
     half = set(people[: len(people) // 2]) if split == "calibration" else set(people[len(people) // 2 :])
     return [p for p in faces if p.parent.name in half]
+
+
+def resolve_model(model: str | os.PathLike[str]) -> Path:
+    """A bundled model's name (see :data:`BUNDLED_MODELS`) as its file; anything else as a path."""
+    text = os.fspath(model)
+    if text in BUNDLED_MODELS and not Path(text).exists():
+        return BUNDLED_MODELS[text].path
+    return Path(text)
 
 
 def default_model_path(backend: str = "torch") -> Path:

@@ -156,7 +156,7 @@ def test_profile_breaks_the_time_down_by_operator(tmp_path):
                                        "--rounds", "3", "--top", "4", "--json", str(out)])
     assert result.exit_code == 0, result.output
     onnx, litert = json.loads(out.read_text())
-    assert onnx["backend"] == "onnxruntime" and onnx["runs"] == 3 and onnx["input_size"] == 128
+    assert onnx["backend"] == "onnxruntime" and onnx["runs"] == 3 and onnx["input_size"] == 192
     assert onnx["total_ms"] == pytest.approx(sum(onnx["by_op"].values()))
     assert {"Conv", "LayerNormalization"} <= set(onnx["by_op"])  # the runtime's own (fused) operator names
     times = [ms for _, _, ms in onnx["nodes"]]
@@ -171,7 +171,7 @@ def test_profile_of_a_torch_checkpoint_counts_self_time_once():
     from fiqa_edge.benchmarks.profile import profile_artifacts
 
     (profile,) = profile_artifacts([Artifact(str(DEFAULT_MODEL), DEFAULT_MODEL, "torch")], runs=3)
-    assert profile.reason is None and profile.input_size == 128
+    assert profile.reason is None and profile.input_size == 192
     assert {"aten::addmm", "aten::native_layer_norm"} <= set(profile.by_op)
     assert "aten::linear" not in profile.by_op or profile.by_op["aten::linear"] < profile.by_op["aten::addmm"]
     assert profile.total_ms == pytest.approx(sum(profile.by_op.values()))

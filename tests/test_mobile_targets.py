@@ -78,7 +78,7 @@ def test_litert_int8_keeps_the_first_convolution_float_and_quantizes_the_rest(bu
     figures = Manifest.load(bundle).figures
     assert figures["quantization"]["mode"] == "static" and figures["calibration"]["images"] == 20
     assert figures["io"]["layout"] == "NHWC" and figures["io"]["signatures"] == {
-        "serving_default": [1, 128, 128, 3], "batch_8": [8, 128, 128, 3]}
+        "serving_default": [1, 192, 192, 3], "batch_8": [8, 192, 192, 3]}
     assert Manifest.load(bundle).figures["parity_vs_torch_fp32"]["srcc"] >= 0.995
 
 
@@ -87,7 +87,7 @@ def test_executorch_records_what_xnnpack_took(built):
     delegation = figures["delegation"]
     assert delegation["delegated_nodes"] > 100
     assert delegation["not_delegated_nodes"] >= sum(delegation["not_delegated_ops"].values()) > 0
-    assert figures["io"]["methods"] == {"forward": [1, 3, 128, 128], "forward_8": [8, 3, 128, 128]}
+    assert figures["io"]["methods"] == {"forward": [1, 3, 192, 192], "forward_8": [8, 3, 192, 192]}
 
 
 def _snippet(language: str) -> str:

@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from fiqa_edge._atomic import atomic_write_text
-from fiqa_edge.errors import FiqaError
 from fiqa_edge.degrade import parse_ref
+from fiqa_edge.errors import FiqaError
 from fiqa_edge.framing import FRAMINGS
 from fiqa_edge.metrics import quality_metrics
 from fiqa_edge.zoo import load_model

@@ -19,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from .._deps import EXTRA_FOR, has_nvidia_gpu, is_available, require
+from ..assets import BUNDLED_MODELS, resolve_model
 from ..errors import CheckpointError, FiqaError
 from ..manifest import MANIFEST_NAME, Manifest
 from ..preprocess import PreprocessSpec
@@ -165,6 +166,10 @@ def open_backend(
         MissingDependencyError: the backend's package is not installed.
         CheckpointError: the model file cannot be loaded.
     """
+    model = resolve_model(model)
+    if not model.exists():
+        msg = f"{model}: no such model file or bundle folder (bundled models by name: {', '.join(BUNDLED_MODELS)})"
+        raise CheckpointError(msg)
     if name == "auto":
         name = backend_for(model)
     if name == WEB_BACKEND:
@@ -174,9 +179,6 @@ def open_backend(
     if name not in BACKENDS:
         msg = f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}"
         raise FiqaError(msg)
-    if not Path(model).exists():
-        msg = f"{model}: no such model file or bundle folder"
-        raise CheckpointError(msg)
     package, target = BACKENDS[name]
     require(package, f"the {name} backend")
     module, _, cls = target.partition(":")

@@ -9,6 +9,7 @@ score`` with a light backend never load torch.
 from __future__ import annotations
 
 import csv
+import fnmatch
 import io
 import json
 import sys
@@ -50,8 +51,8 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--model", type=click.Path(path_type=Path),
-              help="Bundle folder, .onnx, OpenVINO .xml, TensorRT .engine, CoreML .mlpackage or torch checkpoint. "
-                   "Default: the bundled demo model.")
+              help="Bundle folder, .onnx, OpenVINO .xml, TensorRT .engine, CoreML .mlpackage, torch checkpoint, or a "
+                   "bundled model's name (`fiqa-edge models`: demo, demo-v1). Default: the bundled demo model.")
 @click.option("--backend", type=click.Choice(["auto", *BACKEND_NAMES]), default="auto", show_default=True,
               help="Inference backend. auto: a bundle's own backend; for a file, the installed backend that reads it.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per model call.")
@@ -268,13 +269,18 @@ def info(model: str, arch: str | None, input_size: int | None, as_json: bool) ->
 @main.command()
 @click.argument("pattern", default="*")
 def models(pattern: str) -> None:
-    """List the registered architectures (any timm model is also usable as timm:<name>)."""
+    """List the registered architectures (any timm model is also usable as timm:<name>) and the bundled models
+    (usable by name as --model)."""
+    from ..assets import BUNDLED_MODELS
     from ..zoo import get_model_cfg, list_models
 
     for name in list_models(pattern):
         cfg = get_model_cfg(name)
         official = f" (official checkpoint: {cfg.official_name})" if cfg.official_name else ""
         click.echo(f"{name:<20} {cfg.input_size:>4}px  {cfg.description}{official}")
+    for name, bundled in BUNDLED_MODELS.items():
+        if fnmatch.fnmatch(name, pattern):
+            click.echo(f"{name:<20} bundled  {bundled.summary} ({bundled.path.name})")
 
 
 # the other command families, attached last (they import this module's group)

@@ -53,7 +53,7 @@ def _options_from(values: dict[str, object]) -> dict[str, object]:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("checkpoint", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("checkpoint", required=False, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--arch", help="Architecture of CHECKPOINT. Default: recognised from the file.")
 @click.option("--to", "targets", default="all", show_default=True,
               help="Comma-separated targets (see below), or 'all' for every target this machine can build.")
@@ -75,7 +75,8 @@ def _options_from(values: dict[str, object]) -> dict[str, object]:
 def convert(checkpoint: Path | None, arch: str | None, targets: str, precisions: str, calib: tuple[Path, ...],
             validate: tuple[Path, ...], root: Path | None, out: Path, max_abs: float | None, min_srcc: float | None,
             min_plcc: float | None, quiet: bool, **target_options: object) -> None:
-    """Export a checkpoint (default: the bundled model) to deployable bundles, validated against torch.
+    """Export a checkpoint (default: the bundled model; a bundled model's name such as demo-v1 works too) to
+    deployable bundles, validated against torch.
 
     Each bundle holds the model file and fiqa.json (preprocessing, precision,
     source SHA-256, cost, parity figures and the faces they were measured on,

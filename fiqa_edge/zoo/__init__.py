@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..assets import resolve_model
 from ..framing import Framing
 from ..preprocess import PreprocessSpec
 from ..score_scale import ScoreScale
@@ -79,7 +80,8 @@ def load_model(path: str | os.PathLike[str], arch: str | None = None, input_size
     """Load a checkpoint into its architecture (recognised from its keys when ``arch`` is None).
 
     Args:
-        path: ``.pt``/``.pth``/``.safetensors`` checkpoint (official layouts load unchanged).
+        path: ``.pt``/``.pth``/``.safetensors`` checkpoint (official layouts load unchanged), or a bundled
+            model's name (``demo``, ``demo-v1``).
         arch: registry name; defaults to the name stored in the file, else detection.
         input_size: preprocessing size N; defaults to the file's spec, else the architecture's.
 
@@ -89,7 +91,7 @@ def load_model(path: str | os.PathLike[str], arch: str | None = None, input_size
     from ..manifest import sha256_file
     from .checkpoint import check_fits, detect_arch, read_checkpoint
 
-    path = Path(path)
+    path = resolve_model(path)
     state, meta = read_checkpoint(path)
     arch = arch or meta.get("arch") or detect_arch(state, origin=str(path))
     model = create_model(arch)
