@@ -24,7 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from fiqa_edge._deps import is_available
-from fiqa_edge.assets import DEFAULT_MODEL, SAMPLES_DIR
+from fiqa_edge.assets import DEFAULT_MODEL, SAMPLES_DIR, resolve_model
 from fiqa_edge.backends import WEB_BACKEND, backend_for, cannot_run
 from fiqa_edge.converters.browser import browser_unavailable
 from fiqa_edge.degrade import open_image_ref, parse_ref
@@ -52,13 +52,13 @@ class Artifact:
 
 
 def find_artifacts(targets: Sequence[str | os.PathLike[str]]) -> list[Artifact]:
-    """Expand targets into artifacts (a folder of bundles gives each bundle, sorted).
+    """Expand targets into artifacts (a folder of bundles gives each bundle, sorted; a bundled model's name its file).
 
     Raises:
         FiqaError: a target does not exist or is of no known kind (as ``score`` knows them).
     """
     found: list[Artifact] = []
-    for target in map(Path, targets):
+    for target in map(resolve_model, targets):
         if not target.exists():
             msg = f"{target}: no such bundle, model file or folder"
             raise FiqaError(msg)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 import fiqa_edge.benchmarks.harness as harness
-from fiqa_edge.assets import DEFAULT_BUNDLE, DEFAULT_MODEL, SAMPLES_DIR
+from fiqa_edge.assets import BUNDLED_MODELS, DEFAULT_BUNDLE, DEFAULT_MODEL, SAMPLES_DIR
 from fiqa_edge.benchmarks.bench_report import parse_gate
 from fiqa_edge.benchmarks.harness import find_artifacts, run_bench
 from fiqa_edge.cli import main
@@ -31,6 +31,10 @@ def test_targets_expand_to_artifacts(tmp_path):
     assert [(a.path.name, a.backend) for a in found] == [
         ("onnx-copy", "onnxruntime"), ("onnx-fp32", "onnxruntime"),
         (DEFAULT_MODEL.name, "torch"), (DEFAULT_MODEL.name, "torch-compile")]
+    assert [(a.path, a.backend) for a in find_artifacts(["demo-v1"])] == [
+        (BUNDLED_MODELS["demo-v1"].path, "torch"), (BUNDLED_MODELS["demo-v1"].path, "torch-compile")]
+    with pytest.raises(FiqaError, match="demo-v9: no such bundle, model file or folder"):
+        find_artifacts(["demo-v9"])
     with pytest.raises(FiqaError, match="neither a bundle"):
         find_artifacts([folder / "notes"])
     (tmp_path / "x.txt").write_text("x")

@@ -21,8 +21,8 @@ class _BenchGroup(click.Group):
 def bench() -> None:
     """Measure artifacts on this device: `fiqa-edge bench [TARGETS]...` (see `bench run --help`).
 
-    TARGETS are bundle folders, folders of bundles, model files or torch
-    checkpoints. With none, the bundled default model is measured (torch rows
+    TARGETS are bundle folders, folders of bundles, model files, torch
+    checkpoints or bundled models' names (demo-v1). With none, the bundled default model is measured (torch rows
     when torch is installed, and its ONNX and LiteRT bundles where they run).
     """
 
@@ -76,7 +76,7 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
 
 
 @bench.command("run")
-@click.argument("targets", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.argument("targets", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--images", type=click.Path(exists=True, path_type=Path),
               help="Folder (walked) or CSV (first column) of faces. Default: the 40 bundled sample faces; "
                    "200 or more are recommended.")
