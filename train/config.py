@@ -12,10 +12,13 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fiqa_edge._deps import require
 from fiqa_edge.errors import FiqaError
+
+if TYPE_CHECKING:
+    from fiqa_edge.framing import Framing
 
 __all__ = ["DataConfig", "ModelTrainConfig", "RecipeConfig", "load_config"]
 
@@ -67,6 +70,12 @@ class DataConfig:
             if kind not in DEGRADATIONS or not isinstance(times, int) or times < 1:
                 msg = f"repeat: expected a degradation kind ({', '.join(DEGRADATIONS)}) and a whole number >= 1, got {kind}: {times}"
                 raise ValueError(msg)
+
+    def framing_spec(self) -> Framing | None:
+        """The framing ``framing`` names, recorded with every model trained on these faces (None: unnamed)."""
+        from fiqa_edge.framing import FRAMINGS
+
+        return FRAMINGS[self.framing] if self.framing else None
 
 
 @dataclass

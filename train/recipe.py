@@ -18,7 +18,6 @@ import numpy as np
 from fiqa_edge._atomic import atomic_write_text
 from fiqa_edge.degrade import parse_ref
 from fiqa_edge.errors import FiqaError
-from fiqa_edge.framing import FRAMINGS
 from fiqa_edge.metrics import quality_metrics
 from fiqa_edge.zoo import load_model
 
@@ -87,8 +86,7 @@ def run_recipe(cfg: RecipeConfig, out: Path, dist: Dist, progress: bool = True) 
     train, val, test = labelled_splits(cfg)
     u1, u2 = read_image_list(d.unlabelled_1, d.root), read_image_list(d.unlabelled_2, d.root)
     fit_on = train + val  # the labelled images a pseudo-labeller may see
-    kw: dict[str, Any] = dict(seed=cfg.seed, dist=dist, progress=progress,
-                              framing=FRAMINGS[d.framing] if d.framing else None)
+    kw: dict[str, Any] = dict(seed=cfg.seed, dist=dist, progress=progress, framing=d.framing_spec())
     pk: dict[str, Any] = dict(batch_size=cfg.pseudo_batch_size, workers=cfg.pseudo_workers, progress=progress)
 
     def fit_stage(model_cfg: ModelTrainConfig, items: list[Item]) -> Callable[[Path], dict]:

@@ -51,7 +51,6 @@ def train_recipe(config_path: Path, out: Path, quiet: bool) -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def train_fit(config_path: Path, out: Path, section: str, quiet: bool) -> None:
     """Train one model on the config's labelled set (resumes from OUT/last.pt)."""
-    from ..framing import FRAMINGS
     from ..train.config import load_config
     from ..train.distributed import setup
     from ..train.engine import fit
@@ -60,9 +59,8 @@ def train_fit(config_path: Path, out: Path, section: str, quiet: bool) -> None:
     cfg = load_config(config_path)
     dist = setup()
     train_items, val_items, _ = labelled_splits(cfg)
-    framing = FRAMINGS[cfg.data.framing] if cfg.data.framing else None
     result = fit(getattr(cfg, section), train_items, val_items, cfg.data.root, out, seed=cfg.seed, dist=dist,
-                 progress=not quiet, framing=framing)
+                 progress=not quiet, framing=cfg.data.framing_spec())
     if dist.main:
         v = result.best_val
         click.echo(f"best epoch {result.best_epoch}: SRCC {v['srcc']:.4f} PLCC {v['plcc']:.4f} -> {result.best}")
@@ -111,10 +109,11 @@ def train_evaluate(models: tuple[str, ...], pairs: Path, root: Path, photos: tup
     named = {}
     for item in models:
         name, sep, path = item.partition("=")
-        if not sep or not resolve_model(path).exists():
+        model = resolve_model(path)
+        if not sep or not model.exists():
             msg = f"--model {item!r}: expected NAME=PATH to an existing model or a bundled model's name"
             raise click.BadParameter(msg)
-        named[name] = resolve_model(path)
+        named[name] = model
     evaluate(named, pairs, root, collect_images(photos), out, faceres=faceres, min_face=min_face)
     click.echo((out / "evaluation.md").read_text())
 
