@@ -14,7 +14,15 @@ from fiqa_edge.degrade import DEGRADATIONS, apply, open_image_ref, parse_ref
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.imaging import load_image
 from fiqa_edge.preprocess import PreprocessSpec
-from fiqa_edge.train.data import FaceDataset, Item, collate_skip_bad, read_image_list, read_labels, split_items
+from fiqa_edge.train.data import (
+    FaceDataset,
+    Item,
+    PhotoBatchSampler,
+    collate_skip_bad,
+    read_image_list,
+    read_labels,
+    split_items,
+)
 from fiqa_edge.train.transforms import eval_transform
 
 
@@ -103,3 +111,21 @@ def test_dataset_skips_an_image_that_fails_to_decode(root, faces, caplog):
     assert index.tolist() == [0, 2] and torch.allclose(scores, torch.tensor([0.1, 0.3]))
     assert "broken.jpg" in caplog.text
     assert collate_skip_bad([None]) is None
+
+
+def test_photo_batches_hold_every_copy_of_a_photo_once_per_epoch():
+    items = [Item(f"p{p}.jpg" + (f"#noise={10 * c}" if c else ""), 0.5) for p in range(23) for c in range(p % 4 + 1)]
+    photo = [parse_ref(it.image)[0] for it in items]
+    sampler = PhotoBatchSampler(items, 8, seed=3)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(len(items)))
+    for b in batches:
+        inside = {photo[i] for i in b}
+        assert sum(photo.count(p) for p in inside) == len(b)  # no photo split across batches
+    assert all(len(b) >= 8 for b in batches[:-1]) and len(sampler) == len(batches)
+    assert list(PhotoBatchSampler(items, 8, seed=3)) == batches
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+    ranks = [list(PhotoBatchSampler(items, 8, seed=3, rank=r, world=2)) for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) >= 1
+    assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}

@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from fiqa_edge.train.losses import plcc_loss, quality_loss
+from fiqa_edge.train.losses import plcc_loss, quality_loss, within_photo_loss
 
 
 def test_plcc_loss_is_a_function_of_correlation():
@@ -28,3 +28,26 @@ def test_quality_loss_weights_and_gradients():
     assert loss.item() == pytest.approx(torch.mean((0.5 * y - y) ** 2).item())
     loss.backward()
     assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+
+
+def test_within_photo_loss_rewards_the_labels_order_within_a_photo_only():
+    y = torch.tensor([0.8, 0.6, 0.2, 0.7, 0.3])
+    photo = torch.tensor([0, 0, 0, 1, 1])
+    right = within_photo_loss(torch.tensor([0.9, 0.5, 0.1, 0.8, 0.2]), y, photo, 0.05)
+    wrong = within_photo_loss(torch.tensor([0.1, 0.5, 0.9, 0.8, 0.2]), y, photo, 0.05)
+    assert right.item() < 0.01 < 0.5 < wrong.item()
+    # pairs of different photos are not compared: moving photo 1 as a whole changes nothing
+    shifted = within_photo_loss(torch.tensor([0.9, 0.5, 0.1, 0.1, -0.5]), y, photo, 0.05)
+    assert shifted.item() == pytest.approx(right.item(), abs=1e-7)
+    # a label difference far under the scale asks for no order: either order costs about the same
+    tiny = torch.tensor([0.500, 0.501])
+    pair = torch.tensor([0, 0])
+    assert within_photo_loss(torch.tensor([0.6, 0.4]), tiny, pair, 0.05).item() == pytest.approx(
+        within_photo_loss(torch.tensor([0.4, 0.6]), tiny, pair, 0.05).item(), abs=0.02)
+
+
+def test_within_photo_loss_without_pairs_is_zero_with_a_gradient():
+    p = torch.tensor([0.3, 0.7], requires_grad=True)
+    loss = within_photo_loss(p, torch.tensor([0.1, 0.9]), torch.tensor([0, 1]), 0.05)
+    loss.backward()
+    assert loss.item() == 0.0 and p.grad is not None

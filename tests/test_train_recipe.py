@@ -18,6 +18,7 @@ from fiqa_edge.cli import main
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.train import engine
 from fiqa_edge.train.config import load_config
+from fiqa_edge.train.data import PhotoBatchSampler, photo_ids
 from fiqa_edge.train.distributed import Dist
 from fiqa_edge.train.recipe import MODELS, labelled_splits
 
@@ -172,6 +173,32 @@ def test_train_fit_records_the_configs_framing(tmp_path):
     result = CliRunner().invoke(main, ["train", "fit", "--config", str(path), "--out", str(tmp_path / "run"), "-q"])
     assert result.exit_code == 0, result.output
     assert load_model(tmp_path / "run" / "best.safetensors").framing == LFW_FRAMING
+
+
+def test_within_photo_term_trains_on_batches_of_whole_photos(tmp_path, monkeypatch):
+    from collections import Counter
+
+    seen = []
+    original = engine.within_photo_loss
+
+    def recording(pred, target, photo, scale):
+        seen.append(photo.tolist())
+        return original(pred, target, photo, scale)
+
+    monkeypatch.setattr(engine, "within_photo_loss", recording)
+    path = _smoke_with(tmp_path, "")
+    path.write_text(path.read_text().replace("student:\n", "student:\n  within_weight: 1.0\n", 1))
+    result = CliRunner().invoke(main, ["train", "fit", "--config", str(path), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    train, _, _ = labelled_splits(load_config(path))
+    copies = Counter(photo_ids(train).tolist())
+    sampler = PhotoBatchSampler(train, 8, seed=0)
+    batches = len(sampler)
+    sampler.set_epoch(1)
+    assert len(seen) == batches + len(sampler)  # every batch of both epochs
+    for photos in seen:
+        assert len(photos) > len(set(photos))  # the batch holds pairs to rank
+        assert all(n == copies[p] for p, n in Counter(photos).items())  # and every copy of its photos
 
 
 def test_config_errors_name_the_file_and_setting(tmp_path):

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
-from fiqa_edge.degrade import open_image_ref
+from fiqa_edge.degrade import open_image_ref, parse_ref
 from fiqa_edge.errors import FiqaError, ImageError
 from fiqa_edge.image_lists import Item, read_image_list, read_labels
 
-__all__ = ["Item", "FaceDataset", "collate_skip_bad", "read_image_list", "read_labels", "split_items"]
+__all__ = ["Item", "FaceDataset", "PhotoBatchSampler", "collate_skip_bad", "photo_ids", "read_image_list", "read_labels", "split_items"]
 
 log = logging.getLogger(__name__)
 
@@ -61,3 +61,47 @@ def collate_skip_bad(batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
         return None
     images, scores, index = zip(*good)
     return torch.stack(images), torch.stack(scores), torch.tensor(index)
+
+
+def photo_ids(items: Sequence[Item]) -> torch.Tensor:
+    """For each item, a number shared by the copies of one photo (``face.jpg`` and ``face.jpg#noise=20``)."""
+    ids: dict[str, int] = {}
+    return torch.tensor([ids.setdefault(parse_ref(it.image)[0], len(ids)) for it in items])
+
+
+class PhotoBatchSampler(Sampler[list[int]]):
+    """Batches of whole photos: every copy of a photo (clean and degraded) in the same batch.
+
+    Photos are shuffled each epoch (seeded by ``seed`` and :meth:`set_epoch`) and packed in order until a batch
+    holds at least ``batch_size`` images; under DDP each rank takes every ``world``-th batch, and all ranks the
+    same number of batches (a last incomplete round is dropped).
+    """
+
+    def __init__(self, items: Sequence[Item], batch_size: int, *, seed: int, rank: int = 0, world: int = 1) -> None:
+        photos: dict[int, list[int]] = {}
+        for index, photo in enumerate(photo_ids(items).tolist()):
+            photos.setdefault(photo, []).append(index)
+        self._photos = list(photos.values())
+        self.batch_size, self.seed, self.rank, self.world, self.epoch = batch_size, seed, rank, world, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        order = torch.randperm(len(self._photos), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        batches, batch = [], []
+        for k in order.tolist():
+            batch += self._photos[k]
+            if len(batch) >= self.batch_size:
+                batches.append(batch)
+                batch = []
+        if batch:
+            batches.append(batch)
+        usable = len(batches) - len(batches) % self.world if len(batches) >= self.world else len(batches)
+        return batches[:usable][self.rank :: self.world]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())

@@ -33,9 +33,9 @@ from fiqa_edge.zoo import create_model, load_model
 from fiqa_edge.zoo.checkpoint import save_checkpoint
 
 from .config import ModelTrainConfig
-from .data import FaceDataset, Item, collate_skip_bad
+from .data import FaceDataset, Item, PhotoBatchSampler, collate_skip_bad, photo_ids
 from .distributed import Dist
-from .losses import quality_loss
+from .losses import quality_loss, within_photo_loss
 from .transforms import eval_transform, train_transform
 
 __all__ = ["FitResult", "fit", "predict", "BEST", "LAST"]
@@ -168,14 +168,21 @@ def fit(
             log.info("%s: resuming after epoch %d of %d", out, start, cfg.epochs)
     net = DistributedDataParallel(model) if dist.active else model
     dataset = FaceDataset(train_items, root, train_transform(_spec(cfg)))
-    sampler: DistributedSampler = DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed)
+    photo = photo_ids(train_items).to(dist.device)
+    sampler: DistributedSampler | PhotoBatchSampler
+    if cfg.within_weight > 0:
+        sampler = PhotoBatchSampler(train_items, cfg.batch_size, seed=seed, rank=dist.rank, world=dist.world)
+        batching: dict = {"batch_sampler": sampler}
+    else:
+        sampler = DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed)
+        batching = {"batch_size": cfg.batch_size, "sampler": sampler, "drop_last": len(sampler) > cfg.batch_size}
 
     for epoch in range(start, cfg.epochs):
         _seed_everything(seed + 1009 * epoch + 7 * dist.rank)
         sampler.set_epoch(epoch)
-        loader = DataLoader(dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.workers,
-                            collate_fn=collate_skip_bad, pin_memory=dist.device.type == "cuda",
-                            generator=torch.Generator().manual_seed(seed + epoch), drop_last=len(sampler) > cfg.batch_size)
+        loader = DataLoader(dataset, num_workers=cfg.workers, collate_fn=collate_skip_bad,
+                            pin_memory=dist.device.type == "cuda", generator=torch.Generator().manual_seed(seed + epoch),
+                            **batching)
         net.train()
         t0, total, steps = time.time(), 0.0, 0
         bar = tqdm(loader, desc=f"{out.name} epoch {epoch + 1}/{cfg.epochs}", unit="batch",
@@ -183,13 +190,17 @@ def fit(
         for batch in bar:
             if batch is None:
                 continue
-            images, scores, _ = batch
+            images, scores, index = batch
             images = images.to(dist.device, non_blocking=True)
             if dist.device.type == "cuda" and cfg.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
             with _autocast(dist.device, cfg.amp):
                 pred = net(images)
-            loss = quality_loss(pred, scores.to(dist.device), cfg.mse_weight, cfg.plcc_weight)
+            scores = scores.to(dist.device)
+            loss = quality_loss(pred, scores, cfg.mse_weight, cfg.plcc_weight)
+            if cfg.within_weight > 0:
+                loss = loss + cfg.within_weight * within_photo_loss(pred, scores, photo[index.to(dist.device)],
+                                                                    cfg.within_scale)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

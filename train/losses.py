@@ -1,11 +1,11 @@
-"""Training loss of the Efficient-FIQA recipe: MSE plus a PLCC-based term."""
+"""Training loss of the Efficient-FIQA recipe (MSE plus a PLCC-based term) and an optional within-photo ranking term."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["plcc_loss", "quality_loss"]
+__all__ = ["plcc_loss", "quality_loss", "within_photo_loss"]
 
 
 def plcc_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -27,3 +27,25 @@ def quality_loss(pred: torch.Tensor, target: torch.Tensor, mse_weight: float = 1
     """``mse_weight`` · MSE + ``plcc_weight`` · PLCC loss."""
     pred, target = pred.reshape(-1).float(), target.reshape(-1).float()
     return mse_weight * F.mse_loss(pred, target) + plcc_weight * plcc_loss(pred, target)
+
+
+def within_photo_loss(pred: torch.Tensor, target: torch.Tensor, photo: torch.Tensor, scale: float) -> torch.Tensor:
+    """Fidelity loss over the pairs of a batch that are copies of one photo (its clean and degraded versions).
+
+    For each such pair the label difference gives a target probability that the first ranks above the second,
+    Φ((y_i - y_j) / scale), and the score difference a predicted one, Φ((s_i - s_j) / scale); the fidelity loss
+    1 - √(p̄p) - √((1-p̄)(1-p)) is 0 where they agree. Label differences well under ``scale`` ask for no order,
+    so the noise in small ones is not learnt as an order. Pairs of different photos are not compared; a batch
+    without such pairs gives 0.
+    """
+    pred, target = pred.reshape(-1).float(), target.reshape(-1).float()
+    i, j = torch.triu_indices(len(pred), len(pred), offset=1, device=pred.device)
+    same = photo[i] == photo[j]
+    if not bool(same.any()):
+        return pred.sum() * 0.0
+    i, j = i[same], j[same]
+    normal = torch.distributions.Normal(0.0, 1.0)
+    wanted = normal.cdf((target[i] - target[j]) / scale)
+    got = normal.cdf((pred[i] - pred[j]) / scale)
+    eps = 1e-8
+    return torch.mean(1 - torch.sqrt(wanted * got + eps) - torch.sqrt((1 - wanted) * (1 - got) + eps))
