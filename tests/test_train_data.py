@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -129,3 +130,14 @@ def test_photo_batches_hold_every_copy_of_a_photo_once_per_epoch():
     ranks = [list(PhotoBatchSampler(items, 8, seed=3, rank=r, world=2)) for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) >= 1
     assert not {i for b in ranks[0] for i in b} & {i for b in ranks[1] for i in b}
+
+
+def test_photo_batches_can_cut_a_photos_copies_into_pairs():
+    items = [Item(f"p{p}.jpg" + (f"#blur={c}" if c else ""), 0.5) for p in range(30) for c in range(5)]
+    photo = [parse_ref(it.image)[0] for it in items]
+    whole, pairs = list(PhotoBatchSampler(items, 10, seed=1)), list(PhotoBatchSampler(items, 10, seed=1, copies=2))
+    assert sorted(i for b in pairs for i in b) == list(range(len(items)))
+    assert all(max(Counter(photo[i] for i in b).values()) >= 2 for b in pairs)  # pairs to rank in every batch
+    assert sum(len({photo[i] for i in b}) for b in pairs) / len(pairs) > sum(len({photo[i] for i in b}) for b in whole) / len(whole)
+    with pytest.raises(FiqaError, match="at least 2"):
+        PhotoBatchSampler(items, 10, seed=1, copies=1)

@@ -41,6 +41,7 @@ class ModelTrainConfig:
     # weight of the within-photo ranking term (train.losses.within_photo_loss); above 0, batches hold whole photos
     within_weight: float = 0.0
     within_scale: float = 0.05  # label difference (0-1 scale) at which the term asks for an order at Φ(1) = 84 %
+    within_copies: int | None = None  # copies of one photo a batch holds together (None: all of them)
     workers: int = 2
     init: str | None = None  # checkpoint to start from (e.g. ImageNet weights the user has)
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU

@@ -70,28 +70,41 @@ def photo_ids(items: Sequence[Item]) -> torch.Tensor:
 
 
 class PhotoBatchSampler(Sampler[list[int]]):
-    """Batches of whole photos: every copy of a photo (clean and degraded) in the same batch.
+    """Batches that keep the copies of a photo (clean and degraded) together, for the within-photo term.
 
-    Photos are shuffled each epoch (seeded by ``seed`` and :meth:`set_epoch`) and packed in order until a batch
-    holds at least ``batch_size`` images; under DDP each rank takes every ``world``-th batch, and all ranks the
-    same number of batches (a last incomplete round is dropped).
+    Each epoch (seeded by ``seed`` and :meth:`set_epoch`) every photo's copies are shuffled and cut into groups of
+    ``copies`` (all of them when None), the groups are shuffled and packed in order until a batch holds at least
+    ``batch_size`` images: smaller groups put more photos in a batch. Under DDP each rank takes every
+    ``world``-th batch, and all ranks the same number of batches (a last incomplete round is dropped).
     """
 
-    def __init__(self, items: Sequence[Item], batch_size: int, *, seed: int, rank: int = 0, world: int = 1) -> None:
+    def __init__(self, items: Sequence[Item], batch_size: int, *, seed: int, copies: int | None = None,
+                 rank: int = 0, world: int = 1) -> None:
+        if copies is not None and copies < 2:
+            msg = f"copies of a photo per batch must be at least 2 (a pair to rank), got {copies}"
+            raise FiqaError(msg)
         photos: dict[int, list[int]] = {}
         for index, photo in enumerate(photo_ids(items).tolist()):
             photos.setdefault(photo, []).append(index)
         self._photos = list(photos.values())
-        self.batch_size, self.seed, self.rank, self.world, self.epoch = batch_size, seed, rank, world, 0
+        self.batch_size, self.seed, self.copies, self.rank, self.world = batch_size, seed, copies, rank, world
+        self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _batches(self) -> list[list[int]]:
-        order = torch.randperm(len(self._photos), generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        groups = []
+        for indices in self._photos:
+            if self.copies is None:
+                groups.append(indices)
+                continue
+            shuffled = [indices[k] for k in torch.randperm(len(indices), generator=g).tolist()]
+            groups += [shuffled[k : k + self.copies] for k in range(0, len(shuffled), self.copies)]
         batches, batch = [], []
-        for k in order.tolist():
-            batch += self._photos[k]
+        for k in torch.randperm(len(groups), generator=g).tolist():
+            batch += groups[k]
             if len(batch) >= self.batch_size:
                 batches.append(batch)
                 batch = []

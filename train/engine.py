@@ -171,7 +171,8 @@ def fit(
     photo = photo_ids(train_items).to(dist.device)
     sampler: DistributedSampler | PhotoBatchSampler
     if cfg.within_weight > 0:
-        sampler = PhotoBatchSampler(train_items, cfg.batch_size, seed=seed, rank=dist.rank, world=dist.world)
+        sampler = PhotoBatchSampler(train_items, cfg.batch_size, seed=seed, copies=cfg.within_copies, rank=dist.rank,
+                                    world=dist.world)
         batching: dict = {"batch_sampler": sampler}
     else:
         sampler = DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed)
