@@ -38,7 +38,7 @@ class ModelTrainConfig:
     gamma: float = 0.1
     mse_weight: float = 1.0
     plcc_weight: float = 1.0
-    # weight of the within-photo ranking term (train.losses.within_photo_loss); above 0, batches hold whole photos
+    # weight of the within-photo ranking term (train.losses.within_photo_loss); above 0, batches keep a photo's copies together
     within_weight: float = 0.0
     within_scale: float = 0.05  # label difference (0-1 scale) at which the term asks for an order at Φ(1) = 84 %
     within_copies: int | None = None  # copies of one photo a batch holds together (None: all of them)
