@@ -11,7 +11,7 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from PIL import Image, ImageFilter
 
 from fiqa_edge.imaging import load_image
 
-__all__ = ["DEGRADATIONS", "Degradation", "apply", "open_image_ref", "parse_ref", "sample_degradation"]
+__all__ = ["DEGRADATIONS", "LABEL_KINDS", "Degradation", "apply", "open_image_ref", "parse_ref", "sample_degradation"]
 
 _REF = re.compile(r"^(?P<path>.+)#(?P<kind>[a-z]+)=(?P<strength>-?\d+(?:\.\d+)?)$")
 
@@ -90,6 +90,19 @@ def _lowlight(im: Image.Image, gain: float, rng: np.random.Generator) -> Image.I
     return Image.fromarray(np.clip(np.round(pixels), 0, 255).astype(np.uint8), "RGB")
 
 
+def _soften(im: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """A small face blown up to the frame: down-scaled by a seeded factor of 2-4 and back up."""
+    return _down(im, float(rng.uniform(2.0, 4.0)), rng)
+
+
+def _softnoise(im: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
+    return _noise(_soften(im, rng), sigma, rng)
+
+
+def _softjpeg(im: Image.Image, quality: float, rng: np.random.Generator) -> Image.Image:
+    return _jpeg(_soften(im, rng), quality, rng)
+
+
 @dataclass(frozen=True)
 class Degradation:
     """One kind: how to apply it and the strength range sampled (weakest → strongest)."""
@@ -112,8 +125,12 @@ DEGRADATIONS: dict[str, Degradation] = {
         Degradation("occlude", 0.08, 0.5, _occlude),  # share of the central region covered
         Degradation("motion", 3.0, 25.0, _motion),  # motion blur length, pixels of the 250² image
         Degradation("lowlight", 0.5, 0.08, _lowlight),  # light gain before the camera brightens the image
+        Degradation("softnoise", 6.0, 50.0, _softnoise),  # noise (sigma) on a softened face (seeded down-scale 2-4)
+        Degradation("softjpeg", 40.0, 3.0, _softjpeg),  # JPEG quality of a softened face
     )
 }
+#: The kinds ``label utility`` draws its copies from unless told otherwise (the v1 and v2 label sets' kinds).
+LABEL_KINDS = ("blur", "noise", "jpeg", "down", "dark", "bright", "occlude", "motion", "lowlight")
 
 
 def parse_ref(ref: str) -> tuple[str, str | None, float | None]:
@@ -129,9 +146,9 @@ def apply(image: Image.Image, kind: str, strength: float, seed_text: str = "") -
     return DEGRADATIONS[kind].fn(image, strength, _rng(f"{seed_text}#{kind}={strength}"))
 
 
-def sample_degradation(rng: np.random.Generator) -> tuple[str, float]:
-    """A random kind and a strength drawn uniformly between its weakest and strongest."""
-    d = DEGRADATIONS[list(DEGRADATIONS)[int(rng.integers(len(DEGRADATIONS)))]]
+def sample_degradation(rng: np.random.Generator, kinds: Sequence[str] = LABEL_KINDS) -> tuple[str, float]:
+    """One of ``kinds`` at random, and a strength drawn uniformly between its weakest and strongest."""
+    d = DEGRADATIONS[kinds[int(rng.integers(len(kinds)))]]
     return d.kind, round(float(rng.uniform(min(d.weakest, d.strongest), max(d.weakest, d.strongest))), 2)
 
 

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from fiqa_edge.degrade import DEGRADATIONS, apply, open_image_ref, parse_ref
+from fiqa_edge.assets import SAMPLES_DIR
+from fiqa_edge.degrade import DEGRADATIONS, LABEL_KINDS, apply, open_image_ref, parse_ref, sample_degradation
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.imaging import load_image
 from fiqa_edge.preprocess import PreprocessSpec
@@ -141,3 +142,19 @@ def test_photo_batches_can_cut_a_photos_copies_into_pairs():
     assert sum(len({photo[i] for i in b}) for b in pairs) / len(pairs) > sum(len({photo[i] for i in b}) for b in whole) / len(whole)
     with pytest.raises(FiqaError, match="at least 2"):
         PhotoBatchSampler(items, 10, seed=1, copies=1)
+
+
+def test_label_copies_come_from_the_label_kinds_unless_told():
+    rng = np.random.default_rng(0)
+    assert {sample_degradation(rng)[0] for _ in range(400)} == set(LABEL_KINDS)
+    drawn = [sample_degradation(rng, ("softnoise",)) for _ in range(50)]
+    assert {k for k, _ in drawn} == {"softnoise"} and all(6.0 <= s <= 50.0 for _, s in drawn)
+
+
+def test_soft_kinds_soften_before_they_degrade():
+    face = load_image(next(SAMPLES_DIR.rglob("*.jpg")))
+    for soft, plain, strength in (("softnoise", "noise", 6.0), ("softjpeg", "jpeg", 40.0)):
+        a = np.asarray(apply(face, soft, strength, seed_text="x"), dtype=np.float32)
+        b = np.asarray(apply(face, plain, strength, seed_text="x"), dtype=np.float32)
+        assert np.abs(a - b).mean() > 2.0  # not the plain kind
+        assert np.abs(np.diff(a, axis=1)).mean() < np.abs(np.diff(b, axis=1)).mean()  # less fine detail

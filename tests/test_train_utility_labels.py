@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import shutil
 
 import numpy as np
 import pytest
@@ -66,3 +68,18 @@ def test_same_seed_same_labels_and_resume_from_cache(labelled, tmp_path):
     make_utility_labels(cfg)  # resumes: every shard is cached
     assert (cfg.out / "train.csv").read_text() == first
     assert [p.stat().st_mtime_ns for p in shards] == stamps
+
+
+def test_extra_copies_extend_a_finished_set_and_leave_the_rest_as_it_was(labelled, tmp_path):
+    cfg, _ = labelled
+    out = tmp_path / "extended"
+    shutil.copytree(cfg.out / "cache", out / "cache")
+    extended = dataclasses.replace(cfg, out=out, extra_copies=1)
+    make_utility_labels(extended)
+    before = {r["image"]: r for s in ("train", "val", "test") for r in _read(cfg.out / f"{s}.csv")}
+    after = {r["image"]: r for s in ("train", "val", "test") for r in _read(out / f"{s}.csv")}
+    extra = {k: r for k, r in after.items() if k not in before}
+    assert len(extra) == 40 and {r["degradation"] for r in extra.values()} <= {"softnoise", "softjpeg"}
+    assert all(after[k]["utility"] == r["utility"] and after[k]["identity"] == r["identity"] for k, r in before.items())
+    cached = sum(len(np.load(p)["refs"]) for p in (out / "cache").glob("shard-*.npz"))
+    assert cached == 40 * 4

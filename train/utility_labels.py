@@ -17,6 +17,11 @@ split by identity into train/val/test. The single-image identities, with their
 degraded copies and no labels, are halved into the unlabelled sets U1 and U2.
 Everything follows from ``seed``; embeddings are cached in shards, so an
 interrupted run resumes where it stopped.
+
+``extra_copies`` more copies of each image are drawn from ``extra_kinds`` by a
+generator of their own, so the split, the other copies and the impostor sample
+are those of the same run without them, and a finished run's shards are
+extended (only the new copies are embedded).
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ class UtilityConfig:
     split: tuple[float, float, float] = (0.7, 0.1, 0.2)
     pairs: Path | None = None
     workers: int = 2
+    extra_copies: int = 0
+    extra_kinds: tuple[str, ...] = ("softnoise", "softjpeg")
 
 
 def _identities(root: Path) -> dict[str, list[str]]:
@@ -125,20 +132,26 @@ def _embed_all(images: Path, cache: Path, jobs: list[tuple[str, list[tuple[str, 
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         for n, shard in enumerate(shards):
             path = cache / f"shard-{n:04d}-{len(shard)}.npz"
-            if not path.exists():
-                refs, chunks, misses = [], [], 0
-                for r, v, note in pool.map(_embed_source, [(str(images), s, d) for s, d in shard], chunksize=8):
+            if path.exists():  # a finished shard; copies added since are embedded and the shard extended
+                data = np.load(path)
+                done = dict(zip(data["refs"].tolist(), data["vectors"]))
+                misses = int(data["undetected"])
+                todo = [(s, [c for c in d if f"{s}#{c[0]}={c[1]}" not in done]) for s, d in shard if s in done]
+                todo = [(s, d) for s, d in todo if d]
+            else:
+                done, misses, todo = {}, 0, shard
+            if todo:
+                for r, v, note in pool.map(_embed_source, [(str(images), s, d) for s, d in todo], chunksize=8):
                     if v is None:
                         tqdm.write(f"skipped: {note}")
                         continue
-                    refs += r
-                    chunks.append(v)
-                    misses += note == "central box"
+                    if r[0] not in done:
+                        misses += note == "central box"
+                    done.update(zip(r, v))
                 with atomic_path(path) as tmp, open(tmp, "wb") as f:
-                    np.savez(f, refs=np.array(refs), vectors=np.concatenate(chunks), undetected=misses)
-            data = np.load(path)
-            embeddings.update(zip(data["refs"].tolist(), data["vectors"]))
-            undetected += int(data["undetected"])
+                    np.savez(f, refs=np.array(list(done)), vectors=np.stack(list(done.values())), undetected=misses)
+            embeddings.update(done)
+            undetected += misses
             bar.update(sum(1 + len(d) for _, d in shard))
     bar.close()
     return embeddings, undetected
@@ -158,9 +171,13 @@ def make_utility_labels(cfg: UtilityConfig) -> dict:
     split_of = {n: "train" if i < cut1 else "val" if i < cut2 else "test" for i, n in enumerate(order)}
 
     jobs: dict[str, list[tuple[str, float]]] = {}
+    extra_rng = np.random.default_rng([cfg.seed, 1])
     for n in multi:
         for src in labelled[n]:
             jobs[src] = [sample_degradation(rng) for _ in range(cfg.copies)]
+    for n in multi:
+        for src in labelled[n]:
+            jobs[src] += [sample_degradation(extra_rng, cfg.extra_kinds) for _ in range(cfg.extra_copies)]
     pair_sources = []
     if cfg.pairs:
         pair_sources = sorted({r for p in read_pairs(cfg.pairs) for r in (p.a, p.b)})
@@ -207,6 +224,8 @@ def make_utility_labels(cfg: UtilityConfig) -> dict:
             src = people[n][0]
             table.append([src])
             table += [[f"{src}#{kd}={st}"] for kd, st in (sample_degradation(rng) for _ in range(cfg.copies))]
+            table += [[f"{src}#{kd}={st}"] for kd, st in
+                      (sample_degradation(extra_rng, cfg.extra_kinds) for _ in range(cfg.extra_copies))]
         counts[name] = len(table) - 1
         atomic_write_text(cfg.out / f"{name}.csv", _csv_text(table))
 

@@ -152,6 +152,17 @@ def label() -> None:
     """Make quality labels for face sets that have no opinion scores."""
 
 
+def _degradation_kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+    from ..degrade import DEGRADATIONS
+
+    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
+    unknown = [k for k in kinds if k not in DEGRADATIONS]
+    if unknown or not kinds:
+        msg = f"{value!r}: expected degradation kinds from {', '.join(DEGRADATIONS)}"
+        raise click.BadParameter(msg)
+    return kinds
+
+
 @label.command("utility")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Face folders, one per identity: NAME/NAME_0001.jpg (the LFW layout).")
@@ -165,17 +176,26 @@ def label() -> None:
 @click.option("--impostors", type=click.IntRange(min=10), default=500, show_default=True,
               help="Clean images of other people each face is compared with.")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True)
+@click.option("--extra-copies", type=click.IntRange(min=0), default=0, show_default=True,
+              help="More copies per image, drawn from --extra-kinds; the rest of the set stays as without them, "
+                   "so a finished OUT is extended.")
+@click.option("--extra-kinds", default="softnoise,softjpeg", show_default=True, callback=_degradation_kinds,
+              help="Comma-separated degradation kinds of the extra copies.")
 def label_utility(images: Path, out: Path, pairs: Path | None, seed: int, copies: int, max_per_identity: int,
-                  impostors: int, workers: int) -> None:
+                  impostors: int, workers: int, extra_copies: int, extra_kinds: tuple[str, ...]) -> None:
     """Label faces by how well dlib's recogniser matches them to their own identity.
 
-    Needs the `labels` extra (dlib-bin, face-recognition-models). Interrupted
-    runs resume from the embedding cache in OUT/cache.
+    Copies are drawn from nine kinds (blur, noise, jpeg, down, dark, bright,
+    occlude, motion, lowlight); extra copies from --extra-kinds, by default noise
+    and JPEG on a softened face (down-scaled 2-4x and back, as a small face in a
+    photo). Needs the `labels` extra (dlib-bin, face-recognition-models).
+    Interrupted runs resume from the embedding cache in OUT/cache.
     """
     from ..train.utility_labels import UtilityConfig, make_utility_labels
 
     cfg = UtilityConfig(images=images, out=out, seed=seed, copies=copies, max_per_identity=max_per_identity,
-                        impostors=impostors, pairs=pairs, workers=workers)
+                        impostors=impostors, pairs=pairs, workers=workers, extra_copies=extra_copies,
+                        extra_kinds=extra_kinds)
     summary = make_utility_labels(cfg)
     click.echo(json.dumps(summary["counts"]))
 
