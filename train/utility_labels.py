@@ -175,8 +175,6 @@ def make_utility_labels(cfg: UtilityConfig) -> dict:
     for n in multi:
         for src in labelled[n]:
             jobs[src] = [sample_degradation(rng) for _ in range(cfg.copies)]
-    for n in multi:
-        for src in labelled[n]:
             jobs[src] += [sample_degradation(extra_rng, cfg.extra_kinds) for _ in range(cfg.extra_copies)]
     pair_sources = []
     if cfg.pairs:
