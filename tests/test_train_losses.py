@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from fiqa_edge.train.losses import plcc_loss, quality_loss, within_photo_loss
+from fiqa_edge.train.losses import clean_pairs_loss, plcc_loss, quality_loss, within_photo_loss
 
 
 def test_plcc_loss_is_a_function_of_correlation():
@@ -51,3 +51,18 @@ def test_within_photo_loss_without_pairs_is_zero_with_a_gradient():
     loss = within_photo_loss(p, torch.tensor([0.1, 0.9]), torch.tensor([0, 1]), 0.05)
     loss.backward()
     assert loss.item() == 0.0 and p.grad is not None
+
+
+def test_clean_pairs_loss_orders_clean_images_and_leaves_degraded_ones_out():
+    y = torch.tensor([0.7, 0.6, 0.5, 0.1, 0.05])
+    clean = torch.tensor([True, True, True, False, False])
+    right = clean_pairs_loss(torch.tensor([0.8, 0.6, 0.4, 0.9, 0.0]), y, clean, 0.05)
+    wrong = clean_pairs_loss(torch.tensor([0.4, 0.6, 0.8, 0.0, 0.9]), y, clean, 0.05)
+    assert right.item() < 0.05 < 0.3 < wrong.item()
+    # degraded copies are not compared, with clean images or with each other
+    moved = clean_pairs_loss(torch.tensor([0.8, 0.6, 0.4, -3.0, 5.0]), y, clean, 0.05)
+    assert moved.item() == pytest.approx(right.item(), abs=1e-7)
+    p = torch.tensor([0.3, 0.7], requires_grad=True)
+    none = clean_pairs_loss(p, torch.tensor([0.1, 0.9]), torch.tensor([True, False]), 0.05)
+    none.backward()
+    assert none.item() == 0.0 and p.grad is not None

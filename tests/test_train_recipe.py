@@ -18,7 +18,7 @@ from fiqa_edge.cli import main
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.train import engine
 from fiqa_edge.train.config import load_config
-from fiqa_edge.train.data import PhotoBatchSampler, photo_ids
+from fiqa_edge.train.data import PhotoBatchSampler, clean_flags, photo_ids
 from fiqa_edge.train.distributed import Dist
 from fiqa_edge.train.recipe import MODELS, labelled_splits
 
@@ -201,6 +201,34 @@ def test_within_photo_term_trains_on_batches_of_whole_photos(tmp_path, monkeypat
         assert all(n == copies[p] for p, n in Counter(photos).items())  # and every copy of its photos
 
 
+def test_clean_pairs_term_sees_which_images_of_each_batch_are_clean(tmp_path, monkeypatch):
+    seen = []
+    original = engine.clean_pairs_loss
+
+    def recording(pred, target, clean, scale):
+        seen.append((target.tolist(), clean.tolist()))
+        return original(pred, target, clean, scale)
+
+    monkeypatch.setattr(engine, "clean_pairs_loss", recording)
+    path = _smoke_with(tmp_path, "")
+    path.write_text(path.read_text().replace("student:\n", "student:\n  clean_weight: 1.0\n", 1))
+    result = CliRunner().invoke(main, ["train", "fit", "--config", str(path), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    train, _, _ = labelled_splits(load_config(path))
+    flags = clean_flags(train).tolist()
+    assert 0 < sum(flags) < len(flags)
+    clean = {round(it.score, 4) for it, f in zip(train, flags) if f}
+    degraded = {round(it.score, 4) for it, f in zip(train, flags) if not f}
+    checked = 0
+    for targets, marks in seen:
+        for t, c in zip(targets, marks):
+            t = round(t, 4)
+            if (t in clean) != (t in degraded):  # a score both kinds have tells nothing
+                assert t in (clean if c else degraded)
+                checked += 1
+    assert checked > len(train)  # most images of both epochs
+
+
 def test_config_errors_name_the_file_and_setting(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMOKE.read_text().replace("epochs: 2", "epochz: 2", 1))
@@ -242,7 +270,7 @@ def test_pseudo_label_benchmark_agrees_with_the_per_image_loop(faces, tmp_path):
     assert report["per_image_ips"] > 0 and report["batched_ips"] > 0
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "v2.yaml", "v2-within.yaml", "v2-soft.yaml"])
+@pytest.mark.parametrize("name", ["demo.yaml", "v2.yaml", "v2-within.yaml", "v2-soft.yaml", "v2-soft-clean.yaml"])
 def test_the_shipped_configs_load_and_name_files_that_exist(name):
     """The recipes the README gives: every label file they name is in the repository, and so is v2's start."""
     cfg = load_config(SMOKE.parent / name)

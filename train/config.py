@@ -42,6 +42,8 @@ class ModelTrainConfig:
     within_weight: float = 0.0
     within_scale: float = 0.05  # label difference (0-1 scale) at which the term asks for an order at Φ(1) = 84 %
     within_copies: int | None = None  # copies of one photo a batch holds together (None: all of them)
+    # weight of the clean-pairs ranking term (train.losses.clean_pairs_loss; same scale as the within-photo term)
+    clean_weight: float = 0.0
     workers: int = 2
     init: str | None = None  # checkpoint to start from (e.g. ImageNet weights the user has)
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU

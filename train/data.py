@@ -18,7 +18,8 @@ from fiqa_edge.degrade import open_image_ref, parse_ref
 from fiqa_edge.errors import FiqaError, ImageError
 from fiqa_edge.image_lists import Item, read_image_list, read_labels
 
-__all__ = ["Item", "FaceDataset", "PhotoBatchSampler", "collate_skip_bad", "photo_ids", "read_image_list", "read_labels", "split_items"]
+__all__ = ["Item", "FaceDataset", "PhotoBatchSampler", "clean_flags", "collate_skip_bad", "photo_ids", "read_image_list",
+           "read_labels", "split_items"]
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,11 @@ def photo_ids(items: Sequence[Item]) -> torch.Tensor:
     """For each item, a number shared by the copies of one photo (``face.jpg`` and ``face.jpg#noise=20``)."""
     ids: dict[str, int] = {}
     return torch.tensor([ids.setdefault(parse_ref(it.image)[0], len(ids)) for it in items])
+
+
+def clean_flags(items: Sequence[Item]) -> torch.Tensor:
+    """For each item, whether it is an undegraded image (no ``#kind=strength`` suffix)."""
+    return torch.tensor([parse_ref(it.image)[1] is None for it in items])
 
 
 class PhotoBatchSampler(Sampler[list[int]]):

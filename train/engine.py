@@ -33,9 +33,9 @@ from fiqa_edge.zoo import create_model, load_model
 from fiqa_edge.zoo.checkpoint import save_checkpoint
 
 from .config import ModelTrainConfig
-from .data import FaceDataset, Item, PhotoBatchSampler, collate_skip_bad, photo_ids
+from .data import FaceDataset, Item, PhotoBatchSampler, clean_flags, collate_skip_bad, photo_ids
 from .distributed import Dist
-from .losses import quality_loss, within_photo_loss
+from .losses import clean_pairs_loss, quality_loss, within_photo_loss
 from .transforms import eval_transform, train_transform
 
 __all__ = ["FitResult", "fit", "predict", "BEST", "LAST"]
@@ -168,7 +168,8 @@ def fit(
             log.info("%s: resuming after epoch %d of %d", out, start, cfg.epochs)
     net = DistributedDataParallel(model) if dist.active else model
     dataset = FaceDataset(train_items, root, train_transform(_spec(cfg)))
-    photo = photo_ids(train_items).to(dist.device)
+    photo = photo_ids(train_items).to(dist.device) if cfg.within_weight > 0 else None
+    clean = clean_flags(train_items).to(dist.device) if cfg.clean_weight > 0 else None
     sampler: DistributedSampler | PhotoBatchSampler
     if cfg.within_weight > 0:
         sampler = PhotoBatchSampler(train_items, cfg.batch_size, seed=seed, copies=cfg.within_copies, rank=dist.rank,
@@ -199,9 +200,12 @@ def fit(
                 pred = net(images)
             scores = scores.to(dist.device)
             loss = quality_loss(pred, scores, cfg.mse_weight, cfg.plcc_weight)
-            if cfg.within_weight > 0:
+            if photo is not None:
                 loss = loss + cfg.within_weight * within_photo_loss(pred, scores, photo[index.to(dist.device)],
                                                                     cfg.within_scale)
+            if clean is not None:
+                loss = loss + cfg.clean_weight * clean_pairs_loss(pred, scores, clean[index.to(dist.device)],
+                                                                  cfg.within_scale)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

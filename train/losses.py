@@ -1,11 +1,12 @@
-"""Training loss of the Efficient-FIQA recipe (MSE plus a PLCC-based term) and an optional within-photo ranking term."""
+"""Training loss of the Efficient-FIQA recipe (MSE plus a PLCC-based term) and optional ranking terms (within a photo,
+between clean photos)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["plcc_loss", "quality_loss", "within_photo_loss"]
+__all__ = ["clean_pairs_loss", "plcc_loss", "quality_loss", "within_photo_loss"]
 
 
 def plcc_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -38,12 +39,24 @@ def within_photo_loss(pred: torch.Tensor, target: torch.Tensor, photo: torch.Ten
     so the noise in small ones is not learnt as an order. Pairs of different photos are not compared; a batch
     without such pairs gives 0.
     """
+    i, j = torch.triu_indices(len(photo), len(photo), offset=1, device=photo.device)
+    return _fidelity(pred, target, i, j, photo[i] == photo[j], scale)
+
+
+def clean_pairs_loss(pred: torch.Tensor, target: torch.Tensor, clean: torch.Tensor, scale: float) -> torch.Tensor:
+    """The same fidelity loss over the pairs of a batch's undegraded images (``clean``: a bool per image), so the
+    order of clean photos, all Error-versus-Discard curves on clean pairs see, is asked for in its own right
+    rather than drowned by the wide spread of the degraded copies' labels. Fewer than two clean images give 0."""
+    i, j = torch.triu_indices(len(clean), len(clean), offset=1, device=clean.device)
+    return _fidelity(pred, target, i, j, clean[i] & clean[j], scale)
+
+
+def _fidelity(pred: torch.Tensor, target: torch.Tensor, i: torch.Tensor, j: torch.Tensor, keep: torch.Tensor,
+              scale: float) -> torch.Tensor:
     pred, target = pred.reshape(-1).float(), target.reshape(-1).float()
-    i, j = torch.triu_indices(len(pred), len(pred), offset=1, device=pred.device)
-    same = photo[i] == photo[j]
-    if not bool(same.any()):
+    if not bool(keep.any()):
         return pred.sum() * 0.0
-    i, j = i[same], j[same]
+    i, j = i[keep], j[keep]
     normal = torch.distributions.Normal(0.0, 1.0)
     wanted = normal.cdf((target[i] - target[j]) / scale)
     got = normal.cdf((pred[i] - pred[j]) / scale)
