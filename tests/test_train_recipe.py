@@ -237,6 +237,9 @@ def test_config_errors_name_the_file_and_setting(tmp_path):
     (tmp_path / "framing.yaml").write_text(SMOKE.read_text().replace("data:\n", "data:\n  framing: nope\n", 1))
     with pytest.raises(FiqaError, match=r"framing.yaml \[data\]: unknown framing 'nope'; known: lfw"):
         load_config(tmp_path / "framing.yaml")
+    (tmp_path / "copies.yaml").write_text(SMOKE.read_text().replace("student:\n", "student:\n  within_copies: 1\n", 1))
+    with pytest.raises(FiqaError, match=r"copies.yaml \[student\]: within_copies must be at least 2"):
+        load_config(tmp_path / "copies.yaml")
     (tmp_path / "nodata.yaml").write_text("seed: 1\n")
     with pytest.raises(FiqaError, match="missing section 'data'"):
         load_config(tmp_path / "nodata.yaml")

@@ -49,6 +49,15 @@ class ModelTrainConfig:
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
     channels_last: bool = True  # on CUDA; ignored on CPU
 
+    def __post_init__(self) -> None:
+        if self.within_weight < 0 or self.clean_weight < 0 or self.within_scale <= 0:
+            msg = (f"within_weight and clean_weight must be >= 0 and within_scale > 0, got {self.within_weight}, "
+                   f"{self.clean_weight}, {self.within_scale}")
+            raise ValueError(msg)
+        if self.within_copies is not None and self.within_copies < 2:
+            msg = f"within_copies must be at least 2 (a pair to rank) or left out, got {self.within_copies}"
+            raise ValueError(msg)
+
 
 @dataclass
 class DataConfig:
