@@ -175,21 +175,29 @@ def test_train_fit_records_the_configs_framing(tmp_path):
     assert load_model(tmp_path / "run" / "best.safetensors").framing == LFW_FRAMING
 
 
+def _fit_recording_term(tmp_path: Path, monkeypatch, term: str, setting: str) -> tuple[list, Path]:
+    """Run `train fit` on the smoke config with ``setting`` added to the student, recording the arguments of
+    the engine's loss function ``term`` at every batch; return those calls and the config's path."""
+    seen = []
+    original = getattr(engine, term)
+
+    def recording(pred, target, marks, scale):
+        seen.append((target.tolist(), marks.tolist()))
+        return original(pred, target, marks, scale)
+
+    monkeypatch.setattr(engine, term, recording)
+    path = _smoke_with(tmp_path, "")
+    path.write_text(path.read_text().replace("student:\n", f"student:\n  {setting}\n", 1))
+    result = CliRunner().invoke(main, ["train", "fit", "--config", str(path), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    return seen, path
+
+
 def test_within_photo_term_trains_on_batches_of_whole_photos(tmp_path, monkeypatch):
     from collections import Counter
 
-    seen = []
-    original = engine.within_photo_loss
-
-    def recording(pred, target, photo, scale):
-        seen.append(photo.tolist())
-        return original(pred, target, photo, scale)
-
-    monkeypatch.setattr(engine, "within_photo_loss", recording)
-    path = _smoke_with(tmp_path, "")
-    path.write_text(path.read_text().replace("student:\n", "student:\n  within_weight: 1.0\n", 1))
-    result = CliRunner().invoke(main, ["train", "fit", "--config", str(path), "--out", str(tmp_path / "run"), "-q"])
-    assert result.exit_code == 0, result.output
+    calls, path = _fit_recording_term(tmp_path, monkeypatch, "within_photo_loss", "within_weight: 1.0")
+    seen = [photos for _, photos in calls]
     train, _, _ = labelled_splits(load_config(path))
     copies = Counter(photo_ids(train).tolist())
     sampler = PhotoBatchSampler(train, 8, seed=0)
@@ -202,18 +210,7 @@ def test_within_photo_term_trains_on_batches_of_whole_photos(tmp_path, monkeypat
 
 
 def test_clean_pairs_term_sees_which_images_of_each_batch_are_clean(tmp_path, monkeypatch):
-    seen = []
-    original = engine.clean_pairs_loss
-
-    def recording(pred, target, clean, scale):
-        seen.append((target.tolist(), clean.tolist()))
-        return original(pred, target, clean, scale)
-
-    monkeypatch.setattr(engine, "clean_pairs_loss", recording)
-    path = _smoke_with(tmp_path, "")
-    path.write_text(path.read_text().replace("student:\n", "student:\n  clean_weight: 1.0\n", 1))
-    result = CliRunner().invoke(main, ["train", "fit", "--config", str(path), "--out", str(tmp_path / "run"), "-q"])
-    assert result.exit_code == 0, result.output
+    seen, path = _fit_recording_term(tmp_path, monkeypatch, "clean_pairs_loss", "clean_weight: 1.0")
     train, _, _ = labelled_splits(load_config(path))
     flags = clean_flags(train).tolist()
     assert 0 < sum(flags) < len(flags)
