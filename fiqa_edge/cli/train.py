@@ -118,6 +118,35 @@ def train_evaluate(models: tuple[str, ...], pairs: Path, root: Path, photos: tup
     click.echo((out / "evaluation.md").read_text())
 
 
+@train.command("average")
+@click.argument("checkpoints", nargs=-1, required=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The averaged checkpoint (.safetensors; written atomically).")
+@click.option("--weights", help="Comma-separated weight of each checkpoint (normalised to sum to 1). Default: equal.")
+def train_average(checkpoints: tuple[str, ...], out: Path, weights: str | None) -> None:
+    """Average the weights of CHECKPOINTS (files or bundled names) of one architecture.
+
+    Students fine-tuned from the same initial weights average into a working model that often keeps
+    what each learnt (a "model soup"). Architecture, preprocessing and framing must match; a recorded
+    score scale is not carried over, so calibrate the result (fiqa-edge calibrate OUT ...).
+    """
+    from ..assets import resolve_model
+    from ..train.average import average_checkpoints
+
+    shares = None
+    if weights is not None:
+        try:
+            shares = [float(w) for w in weights.split(",")]
+        except ValueError as exc:
+            msg = f"--weights {weights!r}: expected comma-separated numbers"
+            raise click.BadParameter(msg) from exc
+    try:
+        average_checkpoints([resolve_model(c) for c in checkpoints], out, shares)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    click.echo(f"averaged {len(checkpoints)} checkpoints -> {out}")
+
+
 @click.command("pseudo-label")
 @click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True, help="Trained checkpoint.")
 @click.option("--arch", help="Architecture of --model. Default: recognised from the file.")
