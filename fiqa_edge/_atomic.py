@@ -32,9 +32,10 @@ def atomic_path(final: str | os.PathLike[str], *, directory: bool = False) -> It
         fd, name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=final.parent)
         os.close(fd)
         tmp = Path(name)
-        tmp.chmod(0o666 & ~_UMASK)  # mkstemp makes 0600; a finished file gets the usual mode
     try:
         yield tmp
+        if not directory:
+            tmp.chmod(0o666 & ~_UMASK)  # mkstemp (and writers that recreate the file) make 0600
         if directory and final.is_dir():
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import stat
 
 import pytest
 import torch
@@ -90,6 +92,9 @@ def test_own_checkpoints_carry_arch_and_preprocessing(tmp_path):
         loaded = load_model(path)
         assert (loaded.arch, loaded.spec) == ("timm:resnet18", spec)
         assert load_model(path, input_size=256).spec == PreprocessSpec(input_size=256, resize=352)
+        umask = os.umask(0)
+        os.umask(umask)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # readable by others, like any file written
     assert load_model(path, arch="timm:resnet18").input_size == 128
 
 
