@@ -121,7 +121,7 @@ def train_evaluate(models: tuple[str, ...], pairs: Path, root: Path, photos: tup
 @train.command("average")
 @click.argument("checkpoints", nargs=-1, required=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="The averaged checkpoint (.safetensors; written atomically).")
+              help="The averaged checkpoint (.safetensors, else a torch file; written atomically).")
 @click.option("--weights", help="Comma-separated weight of each checkpoint (normalised to sum to 1). Default: equal.")
 def train_average(checkpoints: tuple[str, ...], out: Path, weights: str | None) -> None:
     """Average the weights of CHECKPOINTS (files or bundled names) of one architecture.
