@@ -16,9 +16,12 @@ from fiqa_edge.benchmarks.harness import find_artifacts, run_bench
 from fiqa_edge.cli import main
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.image_lists import Item
+from fiqa_edge.manifest import Manifest
 from fiqa_edge.metrics import quality_metrics
 from fiqa_edge.scorer import QualityScorer
 
+#: The bundled model's input size (its ONNX bundle is converted from it).
+INPUT = Manifest.load(DEFAULT_BUNDLE).preprocessing.input_size
 QUICK = ["--rounds", "2", "--per-round", "2", "--warmup", "1"]
 
 
@@ -160,7 +163,7 @@ def test_profile_breaks_the_time_down_by_operator(tmp_path):
                                        "--rounds", "3", "--top", "4", "--json", str(out)])
     assert result.exit_code == 0, result.output
     onnx, litert = json.loads(out.read_text())
-    assert onnx["backend"] == "onnxruntime" and onnx["runs"] == 3 and onnx["input_size"] == 192
+    assert onnx["backend"] == "onnxruntime" and onnx["runs"] == 3 and onnx["input_size"] == INPUT
     assert onnx["total_ms"] == pytest.approx(sum(onnx["by_op"].values()))
     assert {"Conv", "LayerNormalization"} <= set(onnx["by_op"])  # the runtime's own (fused) operator names
     times = [ms for _, _, ms in onnx["nodes"]]
@@ -175,7 +178,7 @@ def test_profile_of_a_torch_checkpoint_counts_self_time_once():
     from fiqa_edge.benchmarks.profile import profile_artifacts
 
     (profile,) = profile_artifacts([Artifact(str(DEFAULT_MODEL), DEFAULT_MODEL, "torch")], runs=3)
-    assert profile.reason is None and profile.input_size == 192
+    assert profile.reason is None and profile.input_size == INPUT
     assert {"aten::addmm", "aten::native_layer_norm"} <= set(profile.by_op)
     assert "aten::linear" not in profile.by_op or profile.by_op["aten::linear"] < profile.by_op["aten::addmm"]
     assert profile.total_ms == pytest.approx(sum(profile.by_op.values()))

@@ -18,6 +18,8 @@ from fiqa_edge.manifest import Manifest
 from fiqa_edge.scorer import QualityScorer
 
 README = Path(__file__).parents[1] / "README.md"
+#: The bundled model's input size: every bundle converted from it takes N×N faces.
+N = Manifest.load(DEFAULT_BUNDLE).preprocessing.input_size
 needs_litert = pytest.mark.skipif(cannot_run("litert") is not None, reason=f"LiteRT: {cannot_run('litert')}")
 
 
@@ -78,7 +80,7 @@ def test_litert_int8_keeps_the_first_convolution_float_and_quantizes_the_rest(bu
     figures = Manifest.load(bundle).figures
     assert figures["quantization"]["mode"] == "static" and figures["calibration"]["images"] == 20
     assert figures["io"]["layout"] == "NHWC" and figures["io"]["signatures"] == {
-        "serving_default": [1, 192, 192, 3], "batch_8": [8, 192, 192, 3]}
+        "serving_default": [1, N, N, 3], "batch_8": [8, N, N, 3]}
     assert Manifest.load(bundle).figures["parity_vs_torch_fp32"]["srcc"] >= 0.995
 
 
@@ -87,7 +89,7 @@ def test_executorch_records_what_xnnpack_took(built):
     delegation = figures["delegation"]
     assert delegation["delegated_nodes"] > 100
     assert delegation["not_delegated_nodes"] >= sum(delegation["not_delegated_ops"].values()) > 0
-    assert figures["io"]["methods"] == {"forward": [1, 3, 192, 192], "forward_8": [8, 3, 192, 192]}
+    assert figures["io"]["methods"] == {"forward": [1, 3, N, N], "forward_8": [8, 3, N, N]}
 
 
 def _snippet(language: str) -> str:
