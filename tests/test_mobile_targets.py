@@ -18,8 +18,6 @@ from fiqa_edge.manifest import Manifest
 from fiqa_edge.scorer import QualityScorer
 
 README = Path(__file__).parents[1] / "README.md"
-#: The bundled model's input size: every bundle converted from it takes N×N faces.
-N = Manifest.load(DEFAULT_BUNDLE).preprocessing.input_size
 needs_litert = pytest.mark.skipif(cannot_run("litert") is not None, reason=f"LiteRT: {cannot_run('litert')}")
 
 
@@ -77,19 +75,21 @@ def test_litert_int8_keeps_the_first_convolution_float_and_quantizes_the_rest(bu
             source is not None and source["op_name"] == "DEQUANTIZE" and dtype[source["inputs"][0]] == np.int8)
 
     assert fcs and all(int8_weights(fc) for fc in fcs)
-    figures = Manifest.load(bundle).figures
+    manifest = Manifest.load(bundle)
+    figures, n = manifest.figures, manifest.preprocessing.input_size
     assert figures["quantization"]["mode"] == "static" and figures["calibration"]["images"] == 20
     assert figures["io"]["layout"] == "NHWC" and figures["io"]["signatures"] == {
-        "serving_default": [1, N, N, 3], "batch_8": [8, N, N, 3]}
-    assert Manifest.load(bundle).figures["parity_vs_torch_fp32"]["srcc"] >= 0.995
+        "serving_default": [1, n, n, 3], "batch_8": [8, n, n, 3]}
+    assert figures["parity_vs_torch_fp32"]["srcc"] >= 0.995
 
 
 def test_executorch_records_what_xnnpack_took(built):
-    figures = Manifest.load(built / "executorch-fp32").figures
+    manifest = Manifest.load(built / "executorch-fp32")
+    figures, n = manifest.figures, manifest.preprocessing.input_size
     delegation = figures["delegation"]
     assert delegation["delegated_nodes"] > 100
     assert delegation["not_delegated_nodes"] >= sum(delegation["not_delegated_ops"].values()) > 0
-    assert figures["io"]["methods"] == {"forward": [1, 3, N, N], "forward_8": [8, 3, N, N]}
+    assert figures["io"]["methods"] == {"forward": [1, 3, n, n], "forward_8": [8, 3, n, n]}
 
 
 def _snippet(language: str) -> str:
