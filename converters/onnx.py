@@ -15,7 +15,9 @@ int8 (``onnxruntime.quantization``, :class:`OnnxOptions`):
   One bench run each on 200 LFW faces (demo weights, batch 1, p50): 1.73 ms
   against 2.19 ms for fp32 and 2.22 ms for static at 128 px, 11.93 against
   12.82 and 12.85 ms at 352 px; SRCC against fp32 0.9993 at both sizes
-  (static: 0.9978, 0.9985). Its export keeps timm's channels-last MLPs, whose
+  (static: 0.9978, 0.9985). One activation scale covers a whole batch, so the
+  onnxruntime backend runs these models one face at a time (a face's score
+  must not depend on its batch mates). Its export keeps timm's channels-last MLPs, whose
   linear layers are MatMuls and so int8 (from the channels-first export, where
   they are 1×1 Convs: 3.32 MB against 1.73 MB and 8.16 against 8.01 ms at
   352 px). Static QDQ spends what its int8 MatMuls save on

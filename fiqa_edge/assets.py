@@ -45,7 +45,7 @@ class BundledModel(NamedTuple):
 
 #: bundled checkpoints by name: what ``--model NAME`` and ``QualityScorer.load(NAME)`` open
 BUNDLED_MODELS = {
-    "demo": BundledModel(DEFAULT_MODEL, "the default, v2 (192 px): v1 fine-tuned on the recognition utility of the "
+    "demo": BundledModel(DEFAULT_MODEL, "the default, v2 (224 px): v1 fine-tuned on the recognition utility of the "
                                         "subject's face and 9 kinds of degraded copies; docs/demo/report.md"),
     "demo-v1": BundledModel(_HERE / "weights" / "fiqa_edgenext_xxs_demo_v1.safetensors",
                             "the first demo model (128 px, trained from scratch), kept for comparison"),

@@ -423,6 +423,25 @@ def test_onnx_dynamic_int8_quantizes_matmuls_without_calibration(student, faces,
     assert 0 < result.parity["max_abs"] and result.parity["srcc"] >= LOOSE_INT8["int8"].srcc
 
 
+def test_a_dynamic_int8_score_does_not_depend_on_the_faces_batched_with_it(student, faces, tmp_path):
+    """One activation scale per batch: in one session run a face's score moves with its batch mates; the backend
+    scores such a model one face at a time."""
+    from fiqa_edge.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from fiqa_edge.imaging import load_image
+    from fiqa_edge.preprocess import preprocess
+
+    fp32, int8 = convert(student, ["onnx"], out=tmp_path, precisions=["fp32", "int8"], calibration=faces[:10],
+                         validation=faces[20:], bounds=LOOSE_INT8, options={"onnx": OnnxOptions(int8_mode="dynamic")})
+    backend = OnnxRuntimeBackend.load(int8.bundle)
+    batch = np.stack([preprocess(load_image(f), SPEC) for f in faces[:16]])
+    batch[8:] *= 3  # batch mates of another range
+    alone = np.concatenate([backend.predict(face[None]) for face in batch[:8]])
+    assert backend.per_face and np.array_equal(backend.predict(batch)[:8], alone)
+    (raw,) = backend.session.run(None, {backend.session.get_inputs()[0].name: batch})
+    assert np.abs(raw.reshape(-1)[:8] - alone).max() > 1e-6
+    assert not OnnxRuntimeBackend.load(fp32.bundle).per_face  # float models keep batching
+
+
 def test_channels_first_export_keeps_the_function_in_one_layout(student, tmp_path):
     """The export rewrite: same scores, no permute pair around any ConvBlock's MLP, LayerNorm affine folded."""
     from fiqa_edge.converters.layout import channels_first

@@ -182,8 +182,7 @@ def test_fp32_and_int8_bundles_of_the_bundled_model_agree_within_one_quality_poi
         for d in DEGRADATIONS.values():
             images += [apply(clean, d.kind, s, seed_text=face.name) for s in (d.weakest, (d.weakest + d.strongest) / 2)]
     assert len(images) == len(faces) * (1 + 2 * len(DEGRADATIONS)) >= 240
-    results = convert(loaded, ["onnx", "openvino"], out=tmp_path, precisions=["int8"],
-                      calibration=sample_faces("calibration"), validation=faces)
+    results = convert(loaded, ["onnx", "openvino"], out=tmp_path, precisions=["int8"])  # the default faces
     assert [r.error for r in results] == [None, None]
     fp32 = QualityScorer.load(DEFAULT_BUNDLE)
     assert fp32.scale == loaded.scale
