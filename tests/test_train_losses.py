@@ -6,7 +6,7 @@ import pytest
 import torch
 from scipy import stats
 
-from fiqa_edge.train.losses import clean_pairs_loss, plcc_loss, quality_loss, within_photo_loss
+from fiqa_edge.train.losses import clean_pairs_loss, order_loss, plcc_loss, quality_loss, within_photo_loss
 
 
 def test_plcc_loss_is_a_function_of_correlation():
@@ -66,3 +66,13 @@ def test_clean_pairs_loss_orders_clean_images_and_leaves_degraded_ones_out():
     none = clean_pairs_loss(p, torch.tensor([0.1, 0.9]), torch.tensor([True, False]), 0.05)
     none.backward()
     assert none.item() == 0.0 and p.grad is not None
+
+
+def test_order_loss_asks_the_stronger_copy_to_score_a_margin_lower():
+    weaker = torch.tensor([0.8, 0.5, 0.3], requires_grad=True)
+    assert order_loss(weaker, torch.tensor([0.7, 0.4, 0.2]), 0.02).item() == 0.0  # all far enough apart
+    # one pair in the wrong order by 0.1 costs (0.1 + margin) / 3; one too close by 0.01 costs 0.01 / 3
+    loss = order_loss(weaker, torch.tensor([0.9, 0.49, 0.2]), 0.02)
+    assert loss.item() == pytest.approx((0.12 + 0.01) / 3, abs=1e-6)
+    loss.backward()
+    assert weaker.grad is not None and weaker.grad.tolist() == pytest.approx([-1 / 3, -1 / 3, 0.0])

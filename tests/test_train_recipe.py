@@ -18,7 +18,7 @@ from fiqa_edge.cli import main
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.train import engine
 from fiqa_edge.train.config import load_config
-from fiqa_edge.train.data import PhotoBatchSampler, clean_flags, photo_ids
+from fiqa_edge.train.data import OrderPairs, PhotoBatchSampler, clean_flags, photo_ids
 from fiqa_edge.train.distributed import Dist
 from fiqa_edge.train.recipe import MODELS, labelled_splits
 
@@ -226,6 +226,45 @@ def test_clean_pairs_term_sees_which_images_of_each_batch_are_clean(tmp_path, mo
     assert checked > len(train)  # most images of both epochs
 
 
+def test_order_term_ranks_extra_pairs_beside_every_batch(tmp_path, monkeypatch):
+    seen = []
+    original = engine.order_loss
+
+    def recording(weaker, stronger, margin):
+        seen.append((len(weaker), len(stronger), margin))
+        return original(weaker, stronger, margin)
+
+    monkeypatch.setattr(engine, "order_loss", recording)
+    path = _smoke_with(tmp_path, "")
+    path.write_text(path.read_text().replace("student:\n", "student:\n  order_weight: 1.0\n  order_pairs: 3\n", 1))
+    result = CliRunner().invoke(main, ["train", "fit", "--config", str(path), "--out", str(tmp_path / "run"), "-q"])
+    assert result.exit_code == 0, result.output
+    train, _, _ = labelled_splits(load_config(path))
+    batches = len(train) // 8  # the smoke student's batch of 8, last incomplete batch dropped
+    assert seen == [(3, 3, 0.02)] * (2 * batches)  # 3 pairs beside every batch of both epochs
+
+
+def test_order_pairs_differ_in_strength_only_and_are_seeded_by_epoch():
+    cfg = load_config(SMOKE)
+    train, _, _ = labelled_splits(cfg)
+    spec = engine._spec(cfg.student)
+    pairs = OrderPairs(train[:12], cfg.data.root, spec, ["occlude"], seed=0)
+    grey = (128 / 255 - spec.mean[0]) / spec.std[0]  # the occluding box's value in the red channel
+
+    def draw(epoch):
+        pairs.set_epoch(epoch)
+        torch.manual_seed(0)  # the shared random crop
+        return [pairs[i] for i in range(len(pairs))]
+
+    first = draw(0)
+    for weak, strong in first:
+        assert weak.shape == strong.shape == (3, spec.input_size, spec.input_size)
+        boxed = [int((torch.abs(t[0] - grey) < 1e-4).sum()) for t in (weak, strong)]
+        assert boxed[1] > boxed[0]  # the stronger copy hides more of the face
+    assert all(torch.equal(a, b) for p, q in zip(first, draw(0)) for a, b in zip(p, q))  # redone epoch, same pairs
+    assert not all(torch.equal(p[1], q[1]) for p, q in zip(first, draw(1)))  # another epoch, other draws
+
+
 def test_config_errors_name_the_file_and_setting(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(SMOKE.read_text().replace("epochs: 2", "epochz: 2", 1))
@@ -237,6 +276,9 @@ def test_config_errors_name_the_file_and_setting(tmp_path):
     (tmp_path / "copies.yaml").write_text(SMOKE.read_text().replace("student:\n", "student:\n  within_copies: 1\n", 1))
     with pytest.raises(FiqaError, match=r"copies.yaml \[student\]: within_copies must be at least 2"):
         load_config(tmp_path / "copies.yaml")
+    (tmp_path / "order.yaml").write_text(SMOKE.read_text().replace("student:\n", "student:\n  order_kinds: [smudge]\n", 1))
+    with pytest.raises(FiqaError, match=r"order.yaml \[student\]: order_kinds must name degradations of blur, .*smudge"):
+        load_config(tmp_path / "order.yaml")
     (tmp_path / "nodata.yaml").write_text("seed: 1\n")
     with pytest.raises(FiqaError, match="missing section 'data'"):
         load_config(tmp_path / "nodata.yaml")
@@ -271,11 +313,16 @@ def test_pseudo_label_benchmark_agrees_with_the_per_image_loop(faces, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["demo.yaml", "v2.yaml", "v2-within.yaml", "v2-soft.yaml", "v2-soft-clean.yaml",
-                                  "v2-224.yaml"])
+                                  "v2-224.yaml", "v2-order.yaml"])
 def test_the_shipped_configs_load_and_name_files_that_exist(name):
-    """The recipes the README gives: every label file they name is in the repository, and so is v2's start."""
+    """The recipes the README gives: every label file they name is in the repository, and so is v2's start, or
+    the run of another shipped config that makes it."""
     cfg = load_config(SMOKE.parent / name)
     for path in (cfg.data.labels, cfg.data.val, cfg.data.test, cfg.data.unlabelled_1, cfg.data.unlabelled_2):
         assert path is None or path.is_file(), path
     assert cfg.student.arch == "fiqa_edgenext_xxs" and cfg.data.framing == "lfw"
-    assert cfg.student.init is None or Path(cfg.student.init).is_file()
+    init = None if cfg.student.init is None else Path(cfg.student.init).resolve()
+    if init is not None and not init.is_file():
+        run = init.relative_to(SMOKE.parents[2] / "runs").parent.as_posix()
+        assert init.name == "best.safetensors"
+        assert any(f"--out runs/{run}\n" in c.read_text() for c in SMOKE.parent.glob("*.yaml") if c.name != name)

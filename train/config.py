@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fiqa_edge._deps import require
+from fiqa_edge.degrade import DEGRADATIONS
 from fiqa_edge.errors import FiqaError
 
 if TYPE_CHECKING:
@@ -44,6 +45,13 @@ class ModelTrainConfig:
     within_copies: int | None = None  # copies of one photo a batch holds together (None: all of them)
     # weight of the clean-pairs ranking term (train.losses.clean_pairs_loss; same scale as the within-photo term)
     clean_weight: float = 0.0
+    # weight of the degradation-order term (train.losses.order_loss): beside each batch, ``order_pairs`` of its photos
+    # are degraded twice by one of ``order_kinds`` (the second time more strongly; fiqa_edge.degrade), and the
+    # stronger copy is asked to score at least ``order_margin`` lower. No labels are needed for these copies.
+    order_weight: float = 0.0
+    order_kinds: list[str] = field(default_factory=lambda: ["occlude", "noise", "jpeg"])
+    order_pairs: int = 8
+    order_margin: float = 0.02
     workers: int = 2
     init: str | None = None  # checkpoint to start from (e.g. ImageNet weights the user has)
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
@@ -53,6 +61,14 @@ class ModelTrainConfig:
         if self.within_weight < 0 or self.clean_weight < 0 or self.within_scale <= 0:
             msg = (f"within_weight and clean_weight must be >= 0 and within_scale > 0, got {self.within_weight}, "
                    f"{self.clean_weight}, {self.within_scale}")
+            raise ValueError(msg)
+        if self.order_weight < 0 or self.order_pairs < 1 or self.order_margin < 0:
+            msg = (f"order_weight and order_margin must be >= 0 and order_pairs >= 1, got {self.order_weight}, "
+                   f"{self.order_margin}, {self.order_pairs}")
+            raise ValueError(msg)
+        unknown = sorted(set(self.order_kinds) - set(DEGRADATIONS))
+        if unknown or not self.order_kinds:
+            msg = f"order_kinds must name degradations of {', '.join(DEGRADATIONS)}; got {self.order_kinds}"
             raise ValueError(msg)
         if self.within_copies is not None and self.within_copies < 2:
             msg = f"within_copies must be at least 2 (a pair to rank) or left out, got {self.within_copies}"

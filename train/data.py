@@ -6,20 +6,25 @@ replaced by another image.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
+from torchvision.transforms import RandomCrop
+from torchvision.transforms import functional as TF
 
-from fiqa_edge.degrade import open_image_ref, parse_ref
+from fiqa_edge.degrade import DEGRADATIONS, apply, open_image_ref, parse_ref
 from fiqa_edge.errors import FiqaError, ImageError
 from fiqa_edge.image_lists import Item, read_image_list, read_labels
+from fiqa_edge.preprocess import PreprocessSpec
 
-__all__ = ["Item", "FaceDataset", "PhotoBatchSampler", "clean_flags", "collate_skip_bad", "photo_ids", "read_image_list",
-           "read_labels", "split_items"]
+__all__ = ["Item", "FaceDataset", "OrderPairs", "PhotoBatchSampler", "clean_flags", "collate_pairs", "collate_skip_bad",
+           "photo_ids", "read_image_list", "read_labels", "split_items"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +58,63 @@ class FaceDataset(Dataset):
             log.warning("%s; skipped", exc)
             return None
         return self.transform(image), torch.tensor(item.score, dtype=torch.float32), index
+
+
+class OrderPairs(Dataset):
+    """For the degradation-order term: (weaker, stronger) copies of an item's image, both framed by one random crop.
+
+    One of ``kinds`` is drawn per item and epoch with two strengths at least a fifth of the kind's range apart (the
+    weaker one is no degradation at all a third of the time), so the pair differs only in how strongly it is
+    degraded. Every draw is seeded by (``seed``, epoch, index): an epoch redone after an interruption sees the
+    same pairs. ``None`` for an image that fails to decode.
+    """
+
+    def __init__(self, items: Sequence[Item], root: str | os.PathLike[str], spec: PreprocessSpec, kinds: Sequence[str],
+                 seed: int) -> None:
+        self.items, self.root, self.spec, self.kinds, self.seed = list(items), Path(root), spec, list(kinds), seed
+        self.epoch = 0
+        self._crop = RandomCrop(spec.input_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _draw(self, index: int) -> tuple[str, float | None, float]:
+        digest = hashlib.sha256(f"order:{self.seed}:{self.epoch}:{index}".encode()).digest()
+        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        d = DEGRADATIONS[self.kinds[int(rng.integers(len(self.kinds)))]]
+        strong = float(rng.uniform(0.2, 1.0))
+        weak = None if rng.random() < 1 / 3 else float(rng.uniform(0.0, strong - 0.2))
+        at = lambda u: round(d.weakest + u * (d.strongest - d.weakest), 2)  # noqa: E731
+        return d.kind, None if weak is None else at(weak), at(strong)
+
+    def __getitem__(self, index: int):
+        item = self.items[index]
+        try:
+            image = open_image_ref(item.image, self.root)
+        except ImageError as exc:
+            log.warning("%s; skipped", exc)
+            return None
+        kind, weak, strong = self._draw(index)
+        seed_text = f"{item.image}@{self.epoch}"
+        pair = [image if weak is None else apply(image, kind, weak, seed_text), apply(image, kind, strong, seed_text)]
+        mode = TF.InterpolationMode(self.spec.interpolation)
+        pair = [TF.resize(im, self.spec.resize_to, interpolation=mode) for im in pair]
+        top, left, h, w = self._crop.get_params(pair[0], (self.spec.input_size, self.spec.input_size))
+        tensors = [TF.normalize(TF.to_tensor(TF.crop(im, top, left, h, w)), list(self.spec.mean), list(self.spec.std))
+                   for im in pair]
+        return tensors[0], tensors[1]
+
+
+def collate_pairs(batch: list) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Stack (weaker, stronger) pairs, leaving out images that failed to decode (``None`` if all failed)."""
+    good = [b for b in batch if b is not None]
+    if not good:
+        return None
+    weak, strong = zip(*good)
+    return torch.stack(weak), torch.stack(strong)
 
 
 def collate_skip_bad(batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:

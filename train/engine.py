@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +33,9 @@ from fiqa_edge.zoo import create_model, load_model
 from fiqa_edge.zoo.checkpoint import save_checkpoint
 
 from .config import ModelTrainConfig
-from .data import FaceDataset, Item, PhotoBatchSampler, clean_flags, collate_skip_bad, photo_ids
+from .data import FaceDataset, Item, OrderPairs, PhotoBatchSampler, clean_flags, collate_pairs, collate_skip_bad, photo_ids
 from .distributed import Dist
-from .losses import clean_pairs_loss, quality_loss, within_photo_loss
+from .losses import clean_pairs_loss, order_loss, quality_loss, within_photo_loss
 from .transforms import eval_transform, train_transform
 
 __all__ = ["FitResult", "fit", "predict", "BEST", "LAST"]
@@ -178,6 +178,10 @@ def fit(
     else:
         sampler = DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed)
         batching = {"batch_size": cfg.batch_size, "sampler": sampler, "drop_last": len(sampler) > cfg.batch_size}
+    pairs = OrderPairs(train_items, root, _spec(cfg), cfg.order_kinds, seed) if cfg.order_weight > 0 else None
+    pair_sampler: DistributedSampler | None = None
+    if pairs is not None:
+        pair_sampler = DistributedSampler(pairs, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed + 1)
 
     for epoch in range(start, cfg.epochs):
         _seed_everything(seed + 1009 * epoch + 7 * dist.rank)
@@ -185,6 +189,13 @@ def fit(
         loader = DataLoader(dataset, num_workers=cfg.workers, collate_fn=collate_skip_bad,
                             pin_memory=dist.device.type == "cuda", generator=torch.Generator().manual_seed(seed + epoch),
                             **batching)
+        order_batches: Iterator = iter(())
+        if pairs is not None and pair_sampler is not None:
+            pairs.set_epoch(epoch)
+            pair_sampler.set_epoch(epoch)
+            order_batches = iter(DataLoader(pairs, batch_size=cfg.order_pairs, sampler=pair_sampler,
+                                            num_workers=cfg.workers, collate_fn=collate_pairs,
+                                            generator=torch.Generator().manual_seed(seed + epoch + 1)))
         net.train()
         t0, total, steps = time.time(), 0.0, 0
         bar = tqdm(loader, desc=f"{out.name} epoch {epoch + 1}/{cfg.epochs}", unit="batch",
@@ -196,8 +207,13 @@ def fit(
             images = images.to(dist.device, non_blocking=True)
             if dist.device.type == "cuda" and cfg.channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
+            pair = next(order_batches, None)
+            n = len(images)
+            if pair is not None:
+                images = torch.cat([images, pair[0].to(images), pair[1].to(images)])
             with _autocast(dist.device, cfg.amp):
-                pred = net(images)
+                pred = net(images).reshape(-1)
+            pred, paired = pred[:n], pred[n:]
             scores = scores.to(dist.device)
             loss = quality_loss(pred, scores, cfg.mse_weight, cfg.plcc_weight)
             if photo is not None:
@@ -206,6 +222,9 @@ def fit(
             if clean is not None:
                 loss = loss + cfg.clean_weight * clean_pairs_loss(pred, scores, clean[index.to(dist.device)],
                                                                   cfg.within_scale)
+            if len(paired):
+                weaker, stronger = paired.chunk(2)
+                loss = loss + cfg.order_weight * order_loss(weaker, stronger, cfg.order_margin)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -1,12 +1,12 @@
 """Training loss of the Efficient-FIQA recipe (MSE plus a PLCC-based term) and optional ranking terms (within a photo,
-between clean photos)."""
+between clean photos, between copies of one photo degraded less and more)."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["clean_pairs_loss", "plcc_loss", "quality_loss", "within_photo_loss"]
+__all__ = ["clean_pairs_loss", "order_loss", "plcc_loss", "quality_loss", "within_photo_loss"]
 
 
 def plcc_loss(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -49,6 +49,13 @@ def clean_pairs_loss(pred: torch.Tensor, target: torch.Tensor, clean: torch.Tens
     rather than drowned by the wide spread of the degraded copies' labels. Fewer than two clean images give 0."""
     i, j = torch.triu_indices(len(clean), len(clean), offset=1, device=clean.device)
     return _fidelity(pred, target, i, j, clean[i] & clean[j], scale)
+
+
+def order_loss(weaker: torch.Tensor, stronger: torch.Tensor, margin: float) -> torch.Tensor:
+    """Hinge loss asking each more strongly degraded copy to score at least ``margin`` below its weaker twin
+    (``torch.nn.functional.margin_ranking_loss``); 0 once every pair is that far apart in the right order."""
+    weaker, stronger = weaker.reshape(-1).float(), stronger.reshape(-1).float()
+    return F.margin_ranking_loss(weaker, stronger, torch.ones_like(weaker), margin=margin)
 
 
 def _fidelity(pred: torch.Tensor, target: torch.Tensor, i: torch.Tensor, j: torch.Tensor, keep: torch.Tensor,
