@@ -313,7 +313,7 @@ def test_pseudo_label_benchmark_agrees_with_the_per_image_loop(faces, tmp_path):
 
 
 @pytest.mark.parametrize("name", ["demo.yaml", "v2.yaml", "v2-within.yaml", "v2-soft.yaml", "v2-soft-clean.yaml",
-                                  "v2-224.yaml", "v2-order.yaml"])
+                                  "v2-224.yaml", "v2-order.yaml", "v2-224-order.yaml"])
 def test_the_shipped_configs_load_and_name_files_that_exist(name):
     """The recipes the README gives: every label file they name is in the repository, and so is v2's start, or
     the run of another shipped config that makes it."""

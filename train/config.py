@@ -46,8 +46,9 @@ class ModelTrainConfig:
     # weight of the clean-pairs ranking term (train.losses.clean_pairs_loss; same scale as the within-photo term)
     clean_weight: float = 0.0
     # weight of the degradation-order term (train.losses.order_loss): beside each batch, ``order_pairs`` of its photos
-    # are degraded twice by one of ``order_kinds`` (the second time more strongly; fiqa_edge.degrade), and the
-    # stronger copy is asked to score at least ``order_margin`` lower. No labels are needed for these copies.
+    # are degraded twice by one of ``order_kinds`` (the second time more strongly; fiqa_edge.degrade; a kind named
+    # twice is drawn twice as often), and the stronger copy is asked to score at least ``order_margin`` lower. No
+    # labels are needed for these copies.
     order_weight: float = 0.0
     order_kinds: list[str] = field(default_factory=lambda: ["occlude", "noise", "jpeg"])
     order_pairs: int = 8
