@@ -73,7 +73,6 @@ class OrderPairs(Dataset):
                  seed: int) -> None:
         self.items, self.root, self.spec, self.kinds, self.seed = list(items), Path(root), spec, list(kinds), seed
         self.epoch = 0
-        self._crop = RandomCrop(spec.input_size)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -102,7 +101,7 @@ class OrderPairs(Dataset):
         pair = [image if weak is None else apply(image, kind, weak, seed_text), apply(image, kind, strong, seed_text)]
         mode = TF.InterpolationMode(self.spec.interpolation)
         pair = [TF.resize(im, self.spec.resize_to, interpolation=mode) for im in pair]
-        top, left, h, w = self._crop.get_params(pair[0], (self.spec.input_size, self.spec.input_size))
+        top, left, h, w = RandomCrop.get_params(pair[0], (self.spec.input_size, self.spec.input_size))
         tensors = [TF.normalize(TF.to_tensor(TF.crop(im, top, left, h, w)), list(self.spec.mean), list(self.spec.std))
                    for im in pair]
         return tensors[0], tensors[1]
