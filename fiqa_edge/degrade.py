@@ -20,12 +20,13 @@ from PIL import Image, ImageFilter
 
 from fiqa_edge.imaging import load_image
 
-__all__ = ["DEGRADATIONS", "LABEL_KINDS", "Degradation", "apply", "open_image_ref", "parse_ref", "sample_degradation"]
+__all__ = ["DEGRADATIONS", "LABEL_KINDS", "Degradation", "apply", "open_image_ref", "parse_ref", "sample_degradation", "seeded_rng"]
 
 _REF = re.compile(r"^(?P<path>.+)#(?P<kind>[a-z]+)=(?P<strength>-?\d+(?:\.\d+)?)$")
 
 
-def _rng(seed_text: str) -> np.random.Generator:
+def seeded_rng(seed_text: str) -> np.random.Generator:
+    """A generator seeded by a text: the same text gives the same draws on every machine."""
     return np.random.default_rng(int.from_bytes(hashlib.sha256(seed_text.encode()).digest()[:8], "little"))
 
 
@@ -143,7 +144,7 @@ def parse_ref(ref: str) -> tuple[str, str | None, float | None]:
 
 def apply(image: Image.Image, kind: str, strength: float, seed_text: str = "") -> Image.Image:
     """Degrade an RGB image; the same ``seed_text`` gives the same pixels."""
-    return DEGRADATIONS[kind].fn(image, strength, _rng(f"{seed_text}#{kind}={strength}"))
+    return DEGRADATIONS[kind].fn(image, strength, seeded_rng(f"{seed_text}#{kind}={strength}"))
 
 
 def sample_degradation(rng: np.random.Generator, kinds: Sequence[str] = LABEL_KINDS) -> tuple[str, float]:

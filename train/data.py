@@ -6,24 +6,23 @@ replaced by another image.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from PIL import Image
+from torch.utils.data import Dataset, Sampler, default_collate
 from torchvision.transforms import RandomCrop
 from torchvision.transforms import functional as TF
 
-from fiqa_edge.degrade import DEGRADATIONS, apply, open_image_ref, parse_ref
+from fiqa_edge.degrade import DEGRADATIONS, apply, open_image_ref, parse_ref, seeded_rng
 from fiqa_edge.errors import FiqaError, ImageError
 from fiqa_edge.image_lists import Item, read_image_list, read_labels
 from fiqa_edge.preprocess import PreprocessSpec
 
-__all__ = ["Item", "FaceDataset", "OrderPairs", "PhotoBatchSampler", "clean_flags", "collate_pairs", "collate_skip_bad",
+__all__ = ["Item", "FaceDataset", "OrderPairs", "PhotoBatchSampler", "clean_flags", "collate_skip_bad",
            "photo_ids", "read_image_list", "read_labels", "split_items"]
 
 log = logging.getLogger(__name__)
@@ -39,6 +38,15 @@ def split_items(items: Sequence[Item], fraction: float, seed: int) -> tuple[list
     return [items[i] for i in order[n_val:]], [items[i] for i in order[:n_val]]
 
 
+def _open(item: Item, root: Path) -> Image.Image | None:
+    """The item's image, or ``None`` (with a warning naming it) when it fails to decode."""
+    try:
+        return open_image_ref(item.image, root)
+    except ImageError as exc:
+        log.warning("%s; skipped", exc)
+        return None
+
+
 class FaceDataset(Dataset):
     """(image tensor, score, index) per item; ``None`` for an image that fails to decode."""
 
@@ -51,13 +59,10 @@ class FaceDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int):
-        item = self.items[index]
-        try:
-            image = open_image_ref(item.image, self.root)
-        except ImageError as exc:
-            log.warning("%s; skipped", exc)
+        image = _open(self.items[index], self.root)
+        if image is None:
             return None
-        return self.transform(image), torch.tensor(item.score, dtype=torch.float32), index
+        return self.transform(image), torch.tensor(self.items[index].score, dtype=torch.float32), index
 
 
 class OrderPairs(Dataset):
@@ -81,8 +86,7 @@ class OrderPairs(Dataset):
         return len(self.items)
 
     def _draw(self, index: int) -> tuple[str, float | None, float]:
-        digest = hashlib.sha256(f"order:{self.seed}:{self.epoch}:{index}".encode()).digest()
-        rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+        rng = seeded_rng(f"order:{self.seed}:{self.epoch}:{index}")
         d = DEGRADATIONS[self.kinds[int(rng.integers(len(self.kinds)))]]
         strong = float(rng.uniform(0.2, 1.0))
         weak = None if rng.random() < 1 / 3 else float(rng.uniform(0.0, strong - 0.2))
@@ -91,10 +95,8 @@ class OrderPairs(Dataset):
 
     def __getitem__(self, index: int):
         item = self.items[index]
-        try:
-            image = open_image_ref(item.image, self.root)
-        except ImageError as exc:
-            log.warning("%s; skipped", exc)
+        image = _open(item, self.root)
+        if image is None:
             return None
         kind, weak, strong = self._draw(index)
         seed_text = f"{item.image}@{self.epoch}"
@@ -107,22 +109,11 @@ class OrderPairs(Dataset):
         return tensors[0], tensors[1]
 
 
-def collate_pairs(batch: list) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Stack (weaker, stronger) pairs, leaving out images that failed to decode (``None`` if all failed)."""
+def collate_skip_bad(batch: list) -> list[torch.Tensor] | None:
+    """Stack a batch field by field (torch's ``default_collate``), leaving out items that failed to decode (``None``
+    if all failed): (images, scores, indices) for :class:`FaceDataset`, (weaker, stronger) for :class:`OrderPairs`."""
     good = [b for b in batch if b is not None]
-    if not good:
-        return None
-    weak, strong = zip(*good)
-    return torch.stack(weak), torch.stack(strong)
-
-
-def collate_skip_bad(batch: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """Stack a batch, leaving out images that failed to decode (``None`` if all failed)."""
-    good = [b for b in batch if b is not None]
-    if not good:
-        return None
-    images, scores, index = zip(*good)
-    return torch.stack(images), torch.stack(scores), torch.tensor(index)
+    return default_collate(good) if good else None
 
 
 def photo_ids(items: Sequence[Item]) -> torch.Tensor:

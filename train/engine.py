@@ -33,7 +33,7 @@ from fiqa_edge.zoo import create_model, load_model
 from fiqa_edge.zoo.checkpoint import save_checkpoint
 
 from .config import ModelTrainConfig
-from .data import FaceDataset, Item, OrderPairs, PhotoBatchSampler, clean_flags, collate_pairs, collate_skip_bad, photo_ids
+from .data import FaceDataset, Item, OrderPairs, PhotoBatchSampler, clean_flags, collate_skip_bad, photo_ids
 from .distributed import Dist
 from .losses import clean_pairs_loss, order_loss, quality_loss, within_photo_loss
 from .transforms import eval_transform, train_transform
@@ -194,7 +194,7 @@ def fit(
             pairs.set_epoch(epoch)
             pair_sampler.set_epoch(epoch)
             order_batches = iter(DataLoader(pairs, batch_size=cfg.order_pairs, sampler=pair_sampler,
-                                            num_workers=cfg.workers, collate_fn=collate_pairs,
+                                            num_workers=cfg.workers, collate_fn=collate_skip_bad,
                                             generator=torch.Generator().manual_seed(seed + epoch + 1)))
         net.train()
         t0, total, steps = time.time(), 0.0, 0
