@@ -59,10 +59,11 @@ class FaceDataset(Dataset):
         return len(self.items)
 
     def __getitem__(self, index: int):
-        image = _open(self.items[index], self.root)
+        item = self.items[index]
+        image = _open(item, self.root)
         if image is None:
             return None
-        return self.transform(image), torch.tensor(self.items[index].score, dtype=torch.float32), index
+        return self.transform(image), torch.tensor(item.score, dtype=torch.float32), index
 
 
 class OrderPairs(Dataset):
