@@ -165,6 +165,19 @@ def test_repeat_shows_the_chosen_degradations_more_often_in_training_only(tmp_pa
     assert val == base_val
 
 
+def test_pseudo_labelled_images_join_the_training_set_only(tmp_path):
+    base_train, base_val, base_test = labelled_splits(load_config(SMOKE))
+    images = load_config(SMOKE).data.unlabelled_2.read_text().splitlines()[1:3]
+    pseudo = tmp_path / "U2_pseudo.csv"
+    pseudo.write_text(f"path,raw_score,score\n{images[0]},0.9,0.25\n{images[1]},0.1,0.75\n")
+    train, val, test = labelled_splits(load_config(_smoke_with(tmp_path, f"  pseudo: [{pseudo}]\n")))
+    assert train[: len(base_train)] == base_train and (val, test) == (base_val, base_test)
+    assert [(i.image, i.score) for i in train[len(base_train):]] == [(images[0], 0.25), (images[1], 0.75)]
+    pseudo.write_text(f"image,score\n{images[0]},0.5\n")
+    with pytest.raises(FiqaError, match=r"U2_pseudo.csv: not a pseudo-label CSV with path and score columns"):
+        labelled_splits(load_config(tmp_path / "smoke.yaml"))
+
+
 def test_train_fit_records_the_configs_framing(tmp_path):
     from fiqa_edge.framing import LFW_FRAMING
     from fiqa_edge.zoo import load_model
@@ -317,7 +330,7 @@ def test_the_shipped_configs_load_and_name_files_that_exist(name):
     """Every recipe in train/configs: every label file they name is in the repository, and so is v2's start, or
     the run of another shipped config that makes it."""
     cfg = load_config(SMOKE.parent / name)
-    for path in (cfg.data.labels, cfg.data.val, cfg.data.test, cfg.data.unlabelled_1, cfg.data.unlabelled_2):
+    for path in (cfg.data.labels, cfg.data.val, cfg.data.test, cfg.data.unlabelled_1, cfg.data.unlabelled_2, *cfg.data.pseudo):
         assert path is None or path.is_file(), path
     assert cfg.student.arch == "fiqa_edgenext_xxs" and cfg.data.framing == "lfw"
     init = None if cfg.student.init is None else Path(cfg.student.init).resolve()

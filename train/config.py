@@ -90,6 +90,8 @@ class DataConfig:
     framing: str | None = None  # how the faces are framed (a name in fiqa_edge.framing.FRAMINGS), saved with the models
     # times each labelled training image of a degradation kind is seen per epoch (e.g. {noise: 3}); others once
     repeat: dict[str, int] = field(default_factory=dict)
+    # pseudo-label CSVs (``fiqa-edge pseudo-label``: path,raw_score,score) whose images join the training set
+    pseudo: list[Path] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from fiqa_edge.degrade import DEGRADATIONS
@@ -156,6 +158,8 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
     for key in ("root", "labels", "val", "test", "unlabelled_1", "unlabelled_2"):
         if data.get(key) is not None:
             data[key] = (path.parent / str(data[key])).resolve()
+    if "pseudo" in data:
+        data["pseudo"] = [(path.parent / str(p)).resolve() for p in data["pseudo"] or []]
     sections = {"data": _build(DataConfig, data, f"{path} [data]")}
     for name in ("teacher", "student"):
         if name in raw:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from fiqa_edge._atomic import atomic_write_text
+from fiqa_edge.errors import FiqaError
 from fiqa_edge.metrics import fit_logistic, quality_metrics
 from fiqa_edge.zoo import LoadedModel
 
@@ -73,6 +74,14 @@ def pseudo_label(
 
 
 def read_pseudo_labels(path: Path) -> list[Item]:
-    """The ``path,score`` pairs of a pseudo-label CSV as training items."""
-    with open(path, newline="", encoding="utf-8") as f:
-        return [Item(row["path"], float(row["score"])) for row in csv.DictReader(f)]
+    """The ``path,score`` pairs of a pseudo-label CSV as training items.
+
+    Raises:
+        FiqaError: unreadable file, no ``path`` or ``score`` column, or a score that is not a number.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return [Item(row["path"], float(row["score"])) for row in csv.DictReader(f)]
+    except (OSError, UnicodeDecodeError, KeyError, ValueError) as exc:
+        msg = f"{path}: not a pseudo-label CSV with path and score columns ({type(exc).__name__}: {exc})"
+        raise FiqaError(msg) from exc

@@ -36,7 +36,7 @@ DONE = "done.json"
 
 def labelled_splits(cfg: RecipeConfig) -> tuple[list[Item], list[Item], list[Item]]:
     """(train, validation, test) of the labelled set L as the config says (training images of the kinds in
-    ``data.repeat`` repeated)."""
+    ``data.repeat`` repeated, then the images of ``data.pseudo`` with their pseudo-labels)."""
     d = cfg.data
     labelled = read_labels(d.labels, d.root)
     if d.val is not None:
@@ -45,6 +45,8 @@ def labelled_splits(cfg: RecipeConfig) -> tuple[list[Item], list[Item], list[Ite
         train, val = split_items(labelled, d.val_fraction, cfg.seed)
     test = read_labels(d.test, d.root) if d.test is not None else val
     train = [item for item in train for _ in range(d.repeat.get(parse_ref(item.image)[1] or "", 1))]
+    for path in d.pseudo:
+        train += read_pseudo_labels(path)
     return train, val, test
 
 
