@@ -17,10 +17,11 @@ from safetensors.torch import load_file
 from fiqa_edge.cli import main
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.train import engine
-from fiqa_edge.train.config import load_config
+from fiqa_edge.train.config import ModelTrainConfig, load_config
 from fiqa_edge.train.data import OrderPairs, PhotoBatchSampler, clean_flags, photo_ids
 from fiqa_edge.train.distributed import Dist
 from fiqa_edge.train.recipe import MODELS, labelled_splits
+from fiqa_edge.zoo import load_model
 
 SMOKE = Path(__file__).parents[1] / "train" / "configs" / "smoke.yaml"
 KEYS = {"srcc", "plcc", "krcc", "rmse", "score", "params", "gflops", "checkpoint"}
@@ -135,6 +136,20 @@ def test_resume_refuses_a_different_run(tmp_path):
     engine.fit(cfg.student, train, val, cfg.data.root, tmp_path, seed=1, dist=Dist(), progress=False)
     with pytest.raises(FiqaError, match="use another output folder"):
         engine.fit(cfg.student, train, val, cfg.data.root, tmp_path, seed=2, dist=Dist(), progress=False)
+
+
+def test_save_period_keeps_the_weights_of_every_nth_epoch(tmp_path):
+    cfg = load_config(SMOKE)
+    cfg.student.epochs, cfg.student.input_size, cfg.student.resize, cfg.student.save_period = 3, 32, 36, 2
+    train, val, _ = labelled_splits(cfg)
+    engine.fit(cfg.student, train, val, cfg.data.root, tmp_path, seed=1, dist=Dist(), progress=False)
+    assert sorted(p.name for p in tmp_path.glob("epoch*")) == ["epoch2.safetensors"]
+    kept = load_model(tmp_path / "epoch2.safetensors")
+    assert kept.arch == cfg.student.arch and kept.spec.input_size == 32
+    last = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    assert any(not torch.equal(v, last[k]) for k, v in kept.model.state_dict().items())  # epoch 2's, not epoch 3's
+    with pytest.raises(ValueError, match="save_period"):
+        ModelTrainConfig(arch=cfg.student.arch, input_size=32, save_period=-1)
 
 
 def _smoke_with(tmp_path: Path, data_lines: str) -> Path:

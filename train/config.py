@@ -54,6 +54,9 @@ class ModelTrainConfig:
     order_pairs: int = 8
     order_margin: float = 0.02
     workers: int = 2
+    # above 0: also keep the weights of every save_period-th epoch as epoch<N>.safetensors, so that an epoch can be
+    # chosen afterwards by another measure than the validation labels (e.g. `fiqa-edge train evaluate` on pairs)
+    save_period: int = 0
     init: str | None = None  # checkpoint to start from (e.g. ImageNet weights the user has)
     amp: bool = True  # bfloat16 autocast on CUDA; ignored on CPU
     channels_last: bool = True  # on CUDA; ignored on CPU
@@ -70,6 +73,9 @@ class ModelTrainConfig:
         unknown = sorted(set(self.order_kinds) - set(DEGRADATIONS))
         if unknown or not self.order_kinds:
             msg = f"order_kinds must name degradations of {', '.join(DEGRADATIONS)}; got {self.order_kinds}"
+            raise ValueError(msg)
+        if self.save_period < 0:
+            msg = f"save_period must be >= 0 (0: keep only the best and last epochs), got {self.save_period}"
             raise ValueError(msg)
         if self.within_copies is not None and self.within_copies < 2:
             msg = f"within_copies must be at least 2 (a pair to rank) or left out, got {self.within_copies}"

@@ -135,7 +135,7 @@ def fit(
 
     Writes ``out/best.safetensors`` (the best weights, with the architecture in
     its metadata, and ``framing``, how the faces were framed, when given), ``out/last.pt``
-    (resume state) and ``out/history.json``.
+    (resume state), ``out/history.json`` and, with ``cfg.save_period``, ``out/epoch<N>.safetensors``.
     Resumes from ``out/last.pt`` when it exists.
     """
     if len(train_items) < 2 or len(val_items) < 3:
@@ -241,6 +241,9 @@ def fit(
         if dist.main:
             if improved:
                 save_checkpoint(model, out / BEST, arch=cfg.arch, spec=_spec(cfg), framing=framing)
+            if cfg.save_period and (epoch + 1) % cfg.save_period == 0:
+                save_checkpoint(model, out / f"epoch{epoch + 1}.safetensors", arch=cfg.arch, spec=_spec(cfg),
+                                framing=framing)
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "epoch": epoch, "seed": seed, "arch": cfg.arch, "best_score": best_score, "best_epoch": best_epoch,
                      "history": json.dumps(history), "best_val": json.dumps(best_val)}
