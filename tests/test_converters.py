@@ -19,6 +19,7 @@ from fiqa_edge.backends import open_backend
 from fiqa_edge.cli import main
 from fiqa_edge.converters.convert import convert
 from fiqa_edge.converters.coreml import CoreMlOptions
+from fiqa_edge.converters.executorch import ExecuTorchOptions
 from fiqa_edge.converters.onnx import OnnxOptions
 from fiqa_edge.converters.openvino import OpenVinoOptions
 from fiqa_edge.converters.targets import TARGETS
@@ -44,6 +45,9 @@ def student() -> LoadedModel:
 # neighbours; the product's int8 bound (SRCC, PLCC >= 0.995) is held on the trained default model.
 LOOSE_INT8 = {**BOUNDS, "int8": Bound(srcc=0.95, plcc=0.95)}
 STATIC = OnnxOptions(int8_mode="static")  # calibrated QDQ: what the placement and calibration tests inspect
+# each ExecuTorch method is lowered on its own (minutes here): the batch methods are tested on the default model's
+# bundle in test_mobile_targets
+ONE_METHOD = ExecuTorchOptions(batch_sizes=(1,))
 
 
 @pytest.fixture(scope="module", params=sorted(TARGETS))
@@ -57,7 +61,7 @@ def bundles(request, student, faces, tmp_path_factory):
         pytest.skip(f"{target.key} models do not run on this machine ({why}; their spec checks are tested below)")
     out = tmp_path_factory.mktemp(f"bundles-{target.key}")
     results = convert(student, [target.key], out=out, precisions=target.precisions, calibration=faces[:20],
-                      validation=faces[20:], bounds=LOOSE_INT8, options={"onnx": STATIC})
+                      validation=faces[20:], bounds=LOOSE_INT8, options={"onnx": STATIC, "executorch": ONE_METHOD})
     return target, out, {r.precision: r for r in results}
 
 
@@ -195,16 +199,20 @@ def test_coreml_packages_pass_their_spec_checks(student, faces, tmp_path):
         inspect(results["fp32"].bundle / "model.mlpackage", wrong)
 
 
-def test_tensorrt_without_a_gpu_is_one_line_or_skipped(student, faces, tmp_path):
+def test_tensorrt_without_a_gpu_is_one_line_or_skipped(student, faces, tmp_path, monkeypatch):
     reason = TARGETS["tensorrt"].unavailable()
     if reason is None:
         pytest.skip("this machine can build TensorRT engines")
+    others = [k for k in TARGETS if k not in ("onnx", "tensorrt")]
+    for key in others:  # their builds are tested per target above; here they only need to be skipped by name
+        monkeypatch.setattr(TARGETS[key], "unavailable", lambda: "left out by this test")
     ckpt = save_checkpoint(student.model, tmp_path / "s.safetensors", arch=student.arch, spec=SPEC)
     alone = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "tensorrt", "--out", str(tmp_path / "a")])
     assert alone.exit_code == 1 and alone.output.strip() == f"Error: --to tensorrt: {reason}"
     every = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "all", "--precision", "fp32", "--calib", str(faces[0]),
                                       "--validate", str(faces[0].parent), "--out", str(tmp_path / "b"), "-q"])
     assert f"warning: skipping tensorrt: {reason}" in every.stderr
+    assert all(f"warning: skipping {key}: left out by this test" in every.stderr for key in others)
     assert every.exit_code == 0, every.output
     built = sorted(p.name for p in (tmp_path / "b").iterdir())
     assert "onnx-fp32" in built and not any(name.startswith("tensorrt") for name in built)

@@ -92,6 +92,18 @@ def test_executorch_records_what_xnnpack_took(built):
     assert figures["io"]["methods"] == {"forward": [1, 3, n, n], "forward_8": [8, 3, n, n]}
 
 
+def test_executorch_splits_a_batch_over_its_methods(built, faces):
+    if cannot_run("executorch"):
+        pytest.skip(cannot_run("executorch"))
+    from fiqa_edge.imaging import load_image
+    from fiqa_edge.preprocess import preprocess
+
+    backend = open_backend("executorch", built / "executorch-fp32")
+    x = np.stack([preprocess(load_image(f), backend.spec) for f in faces[:11]])  # forward_8 once, forward 3 times
+    np.testing.assert_allclose(backend.predict(x), np.concatenate([backend.predict(x[i : i + 1]) for i in range(11)]),
+                               atol=1e-5)
+
+
 def _snippet(language: str) -> str:
     blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
     assert blocks, f"the README has no {language} snippet"
