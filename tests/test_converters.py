@@ -45,8 +45,8 @@ def student() -> LoadedModel:
 # neighbours; the product's int8 bound (SRCC, PLCC >= 0.995) is held on the trained default model.
 LOOSE_INT8 = {**BOUNDS, "int8": Bound(srcc=0.95, plcc=0.95)}
 STATIC = OnnxOptions(int8_mode="static")  # calibrated QDQ: what the placement and calibration tests inspect
-# each ExecuTorch method is lowered on its own (minutes here): the batch methods are tested on the default model's
-# bundle in test_mobile_targets
+# each ExecuTorch method is lowered on its own (about a minute here): the batch methods are tested on the default
+# model's bundle in test_mobile_targets
 ONE_METHOD = ExecuTorchOptions(batch_sizes=(1,))
 
 

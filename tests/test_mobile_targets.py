@@ -14,7 +14,9 @@ from fiqa_edge.assets import DEFAULT_BUNDLE, DEFAULT_LITERT_BUNDLE, DEFAULT_MODE
 from fiqa_edge.backends import cannot_run, open_backend
 from fiqa_edge.converters.targets import TARGETS
 from fiqa_edge.errors import CheckpointError
+from fiqa_edge.imaging import load_image
 from fiqa_edge.manifest import Manifest
+from fiqa_edge.preprocess import preprocess
 from fiqa_edge.scorer import QualityScorer
 
 README = Path(__file__).parents[1] / "README.md"
@@ -95,9 +97,6 @@ def test_executorch_records_what_xnnpack_took(built):
 def test_executorch_splits_a_batch_over_its_methods(built, faces):
     if cannot_run("executorch"):
         pytest.skip(cannot_run("executorch"))
-    from fiqa_edge.imaging import load_image
-    from fiqa_edge.preprocess import preprocess
-
     backend = open_backend("executorch", built / "executorch-fp32")
     x = np.stack([preprocess(load_image(f), backend.spec) for f in faces[:11]])  # forward_8 once, forward 3 times
     np.testing.assert_allclose(backend.predict(x), np.concatenate([backend.predict(x[i : i + 1]) for i in range(11)]),
