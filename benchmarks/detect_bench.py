@@ -26,6 +26,7 @@ from PIL import Image
 from .._deps import is_available
 from ..assets import SAMPLES_DIR
 from ..detect import FaceFinder, align_face
+from ..faces import FaceScorer
 from ..preprocess import preprocess
 from ..scorer import QualityScorer
 from ..video import best_faces
@@ -118,7 +119,7 @@ def _video_fps(scorer: QualityScorer, finder: FaceFinder, scenes: list[Image.Ima
             for packet in stream.encode():
                 container.mux(packet)
         t0 = time.perf_counter()
-        report = best_faces(scorer, clip, finder, fps=None)
+        report = best_faces(FaceScorer(scorer, finder), clip, fps=None)
         return report.frames / (time.perf_counter() - t0)
 
 

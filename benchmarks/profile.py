@@ -113,7 +113,7 @@ def _profile_in_process(artifact: Artifact, threads: int | None, runs: int) -> d
             backend: Any = OnnxRuntimeBackend.load(artifact.path, threads=threads, device="cpu",
                                                    profile_prefix=str(Path(tmp) / "ort"))
         else:
-            backend = open_backend(artifact.backend, artifact.path, threads=threads)
+            backend = open_backend(artifact.path, backend=artifact.backend, threads=threads)
         x = preprocess(load_image(sample_faces()[0]), backend.spec)[None]
         rows = _PROFILERS[artifact.backend](backend, x, runs)
     by_op: dict[str, float] = defaultdict(float)

@@ -56,7 +56,7 @@ def _serve(conn, path: str, backend: str, threads: int | None, refs: list[str], 
     from .timing import time_calls
 
     try:
-        scorer = QualityScorer.load(path, backend, threads=threads)
+        scorer = QualityScorer.load(path, backend=backend, threads=threads)
         scores: list[np.ndarray] = []
         kept: list[np.ndarray] = []
         chunk = max(batch_sizes)  # the largest batch asked for, so the peak memory is that batch's

@@ -116,7 +116,7 @@ class Converter(ABC, Generic[OptionsT]):
     def scores(self, ctx: BuildContext, bundle: Path, options: OptionsT) -> tuple[np.ndarray, dict[str, Any]]:
         """The built bundle's scores of the validation faces, as its runtime computes them here, and what ran them
         (recorded beside the parity figures). Default: the preprocessed faces through :attr:`backend`."""
-        return predict_batched(open_backend(self.backend, bundle), ctx.validation.batch()), {}
+        return predict_batched(open_backend(bundle, backend=self.backend), ctx.validation.batch()), {}
 
     @abstractmethod
     def embed_manifest(self, model_file: Path, manifest: Manifest) -> None:

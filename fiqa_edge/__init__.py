@@ -2,7 +2,8 @@
 
 Importing this package loads numpy and Pillow only; torch and the inference
 backends are imported where they are used. ``fiqa_edge.QualityScorer`` (the
-scorer apps embed, :mod:`fiqa_edge.scorer`) is imported on first use.
+scorer apps embed to score crops, :mod:`fiqa_edge.scorer`) and ``fiqa_edge.FaceScorer``
+(every face of a photo, :mod:`fiqa_edge.faces`) are imported on first use.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .preprocess import PreprocessSpec  # noqa: E402
 
 __all__ = [
     "__version__",
+    "FaceScorer",
     "QualityScorer",
     "CheckpointError",
     "ConversionError",
@@ -43,5 +45,9 @@ def __getattr__(name: str) -> object:
         from .scorer import QualityScorer
 
         return QualityScorer
+    if name == "FaceScorer":
+        from .faces import FaceScorer
+
+        return FaceScorer
     msg = f"module 'fiqa_edge' has no attribute {name!r}"
     raise AttributeError(msg)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError
 
-__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "ImageSource", "load_image", "to_rgb"]
+__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_SUFFIXES", "ImageSource", "collect_images", "load_image", "to_rgb"]
 
 #: Pillow's own default limit (about 89.5 megapixels, a 9459×9459 image).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -94,3 +95,17 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
         problem = f"cannot be decoded ({type(exc).__name__}: {exc})"
     msg = f"{name}: {' '.join(problem.split())}"
     raise ImageError(msg)
+
+
+def collect_images(inputs: Iterable[str | os.PathLike[str]], *, suffixes: Collection[str] = IMAGE_SUFFIXES) -> list[Path]:
+    """Expand folders (recursively, sorted; files whose suffix is in ``suffixes``); keep files as given.
+
+    A path that does not exist is kept, so that it is reported as an error row.
+    """
+    found: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            found.extend(sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in suffixes))
+        else:
+            found.append(item)
+    return found

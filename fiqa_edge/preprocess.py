@@ -35,8 +35,11 @@ class PreprocessSpec:
         resize: side the shorter image side is resized to (defaults to ``input_size``).
         interpolation: ``bilinear`` (as the official scripts) or ``bicubic``.
         crop: ``center`` for scoring; training uses a random crop of the same size.
-        mean, std: per-channel normalisation applied after scaling pixels to [0, 1].
-        layout, dtype, color: tensor layout, element type and channel order.
+        mean: per-channel mean subtracted after scaling pixels to [0, 1].
+        std: per-channel standard deviation divided by after the mean is subtracted.
+        layout: tensor layout (``NCHW``).
+        dtype: element type (``float32``).
+        color: channel order (``RGB``).
     """
 
     input_size: int

@@ -7,34 +7,33 @@
 ...     print(r.path, r.score, r.error)
 
 Preprocessing comes from the model's manifest only, so one bundle scores the
-same on every backend (see docs/preprocessing.md for the exact steps).
+same on every backend (see docs/preprocessing.md for the exact steps). This
+scorer scores images as given (face crops); finding faces in photos is the face
+layer above it (:class:`fiqa_edge.faces.FaceScorer`), videos above that.
 """
 
 from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from ._pool import decode_pool
 from .backends import Backend, open_backend
 from .curation import Threshold
 from .errors import ImageError
-from .framing import LFW_FRAMING, Framing
-from .imaging import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES, load_image, to_rgb
+from .framing import Framing
+from .imaging import DEFAULT_MAX_PIXELS, load_image, to_rgb
 from .preprocess import PreprocessSpec, preprocess
 from .score_scale import ScoreScale
 
-if TYPE_CHECKING:
-    from .detect import Face, FaceFinder
-
-__all__ = ["NO_FACE", "FaceScore", "ImageInput", "QualityScorer", "ScoreResult", "collect_images"]
+__all__ = ["ImageInput", "QualityScorer", "ScoreResult"]
 
 #: What :meth:`QualityScorer.score` accepts: a path, encoded bytes, a PIL image or an HxWx3 uint8 RGB array.
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
@@ -54,48 +53,6 @@ class ScoreResult:
     accepted: bool | None = None
 
 
-@dataclass(frozen=True)
-class FaceScore:
-    """One face of a photo: where it is, the detector's confidence, its quality score.
-
-    ``face`` counts the photo's faces from 0, most confident first; a photo with no face (or that
-    cannot be read) gives one result with ``face = -1`` and ``error`` set. ``crop`` is the aligned
-    face the model scored.
-    """
-
-    path: str
-    face: int
-    box: tuple[float, float, float, float] | None
-    confidence: float | None
-    score: float | None
-    error: str | None = None
-    crop: Image.Image | None = field(default=None, repr=False, compare=False)
-    percentile: float | None = None
-    quality: float | None = None
-    accepted: bool | None = None
-
-
-#: the error of a photo in which the detector found no face
-NO_FACE = "no face found"
-
-
-def collect_images(inputs: Iterable[str | os.PathLike[str]], *, videos: bool = False) -> list[Path]:
-    """Expand folders (recursively, sorted; image suffixes, and video ones with ``videos``); keep files as given.
-
-    A path that does not exist is kept, so that it is reported as an error row.
-    """
-    from .video import VIDEO_SUFFIXES
-
-    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES if videos else IMAGE_SUFFIXES
-    found: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            found.extend(sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in suffixes))
-        else:
-            found.append(item)
-    return found
-
-
 class QualityScorer:
     """Scores face images with one model on one backend.
 
@@ -106,15 +63,14 @@ class QualityScorer:
     def __init__(self, backend: Backend, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
         self.backend = backend
         self.max_pixels = max_pixels
-        self._finder: FaceFinder | None = None
         self._threshold: Threshold | None = None
 
     @classmethod
     def load(
         cls,
-        path: str | os.PathLike[str],
-        backend: str = "auto",
+        model: str | os.PathLike[str],
         *,
+        backend: str = "auto",
         threads: int | None = None,
         device: str | None = None,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
@@ -124,7 +80,7 @@ class QualityScorer:
         """Open a bundle folder or a model file.
 
         Args:
-            path: bundle folder (model + ``fiqa.json``), ``.onnx``, OpenVINO
+            model: bundle folder (model + ``fiqa.json``), ``.onnx``, OpenVINO
                 ``.xml``, TensorRT ``.engine``/``.plan``, CoreML
                 ``.mlpackage``, a torch checkpoint (needs torch), or a bundled
                 model's name (``demo``, ``demo-v1``: :data:`fiqa_edge.assets.BUNDLED_MODELS`).
@@ -135,13 +91,14 @@ class QualityScorer:
             device: the backend's device name (``cpu``/``cuda`` for torch and
                 onnxruntime, ``CPU``/``GPU`` for OpenVINO).
             max_pixels: larger images are refused with an error (decompression-bomb guard).
-            arch, input_size: for torch checkpoints whose architecture is not recognised.
+            arch: the architecture of a torch checkpoint whose keys do not tell it.
+            input_size: the input size of such a checkpoint.
 
         Raises:
             CheckpointError: the model file is missing, damaged or of another kind.
             MissingDependencyError: the backend's package is not installed (names the extra).
         """
-        engine = open_backend(backend, path, threads=threads, device=device, arch=arch, input_size=input_size)
+        engine = open_backend(model, backend=backend, threads=threads, device=device, arch=arch, input_size=input_size)
         return cls(engine, max_pixels=max_pixels)
 
     @property
@@ -208,11 +165,8 @@ class QualityScorer:
         if batch_size < 1:
             msg = f"batch_size must be at least 1, got {batch_size}"
             raise ValueError(msg)
-        if workers < 0:
-            msg = f"workers must be 0 or more, got {workers}"
-            raise ValueError(msg)
         window = 2 * batch_size + workers
-        with ThreadPoolExecutor(max_workers=workers) if workers else _Inline() as pool:
+        with decode_pool(workers) as pool:
             queued: deque[tuple[str, Future]] = deque()
             batch: list[tuple[str, np.ndarray | None, str | None]] = []
             ready = 0  # images in ``batch`` that decoded
@@ -240,49 +194,6 @@ class QualityScorer:
                     batch.clear()
                     ready = 0
 
-    def score_faces(self, image: ImageInput, finder: FaceFinder | None = None) -> list[FaceScore]:
-        """Every face ``finder`` keeps in one image, cropped to its framing and scored (no face: ``[]``).
-
-        ``finder`` defaults to a :class:`fiqa_edge.detect.FaceFinder` with the model's recorded framing, else
-        :data:`fiqa_edge.framing.LFW_FRAMING` (the bundled model's).
-
-        Raises:
-            ImageError: the input cannot be decoded.
-        """
-        found = self._crops(image, finder or self._default_finder())
-        return self._scored(_name_of(image), found) if found else []
-
-    def score_faces_paths(
-        self, paths: Iterable[str | os.PathLike[str]], finder: FaceFinder | None = None, *, workers: int = 2,
-    ) -> Iterator[FaceScore]:
-        """:meth:`score_faces` over files, in order: decoding, detection and alignment run in ``workers``
-        threads while the model scores the previous photo's faces; at most ``2 + workers`` photos are in
-        memory. A photo with no face, or one that fails, gives one result with ``error`` set."""
-        finder = finder or self._default_finder()
-        if workers < 0:
-            msg = f"workers must be 0 or more, got {workers}"
-            raise ValueError(msg)
-        with ThreadPoolExecutor(max_workers=workers) if workers else _Inline() as pool:
-            queued: deque[tuple[str, Future]] = deque()
-            source = iter(paths)
-            while True:
-                for path in source:
-                    queued.append((str(path), pool.submit(self._crops, path, finder)))
-                    if len(queued) > workers:
-                        break
-                if not queued:
-                    return
-                name, future = queued.popleft()
-                try:
-                    found = future.result()
-                except ImageError as exc:
-                    yield FaceScore(name, -1, None, None, None, str(exc))
-                    continue
-                if not found:
-                    yield FaceScore(name, -1, None, None, None, f"{name}: {NO_FACE}")
-                    continue
-                yield from self._scored(name, found)
-
     @property
     def scale(self) -> ScoreScale | None:
         """The model's score scale (percentiles, 0–100), when its manifest or checkpoint records one."""
@@ -305,8 +216,8 @@ class QualityScorer:
             value = Threshold.parse(value, self.scale, manifest.score_range if manifest is not None else (0.0, 1.0))
         self._threshold = value
 
-    def _placed(self, score: float) -> tuple[float | None, float | None, bool | None]:
-        """(percentile, 0–100 value, accepted) of ``score``; Nones without a scale or a threshold."""
+    def place(self, score: float) -> tuple[float | None, float | None, bool | None]:
+        """(percentile, 0–100 quality, accepted) of a raw ``score``; Nones without a scale or a threshold."""
         scale = self.scale
         percentile, quality = (scale.percentile(score), scale.quality(score)) if scale is not None else (None, None)
         accepted = self._threshold.accepts(score, percentile, quality) if self._threshold is not None else None
@@ -322,21 +233,6 @@ class QualityScorer:
         manifest = getattr(self.backend, "manifest", None)
         return getattr(manifest if manifest is not None else self.backend, name, None)
 
-    def _default_finder(self) -> FaceFinder:
-        from .detect import FaceFinder
-
-        if self._finder is None:
-            self._finder = FaceFinder(framing=self.framing or LFW_FRAMING)
-        return self._finder
-
-    def _crops(self, image: ImageInput, finder: FaceFinder) -> list[tuple[Face, Image.Image]]:
-        return finder(self.decode(image))
-
-    def _scored(self, name: str, found: list[tuple[Face, Image.Image]]) -> list[FaceScore]:
-        scores = self.backend.predict(np.stack([preprocess(crop, self.spec) for _, crop in found]))
-        return [FaceScore(name, i, face.box, face.confidence, float(score), None, crop, *self._placed(float(score)))
-                for i, ((face, crop), score) in enumerate(zip(found, scores))]
-
     def _flush(self, batch: list[tuple[str, np.ndarray | None, str | None]]) -> Iterator[ScoreResult]:
         inputs = [x for _, x, _ in batch if x is not None]
         scores = iter(self.backend.predict(np.stack(inputs)) if inputs else ())
@@ -345,26 +241,4 @@ class QualityScorer:
                 yield ScoreResult(name, None, error)
             else:
                 score = float(next(scores))
-                yield ScoreResult(name, score, None, *self._placed(score))
-
-
-def _name_of(image: ImageInput) -> str:
-    return str(image) if isinstance(image, (str, os.PathLike)) else f"<{type(image).__name__}>"
-
-
-class _Inline:
-    """A stand-in executor that runs each task at submission (``workers=0``)."""
-
-    def __enter__(self) -> _Inline:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def submit(self, fn: Callable[..., object], *args: object) -> Future:
-        future: Future = Future()
-        try:
-            future.set_result(fn(*args))
-        except BaseException as exc:  # delivered to the caller through the future, as a pool would
-            future.set_exception(exc)
-        return future
+                yield ScoreResult(name, score, None, *self.place(score))

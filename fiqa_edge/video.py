@@ -2,7 +2,7 @@
 
 Frames are decoded one at a time and sampled every ``1 / fps`` seconds of the
 video's own clock; each sampled frame's faces are detected, aligned and scored
-(:meth:`QualityScorer.score_faces`). A face continues the track (a person)
+(:meth:`fiqa_edge.faces.FaceScorer.score`). A face continues the track (a person)
 whose last box it overlaps most (IoU >= 0.3, each track once per frame), else
 it starts a new one. Only each track's ``best`` faces so far are kept, so
 memory stays bounded whatever the length. A damaged or truncated video keeps
@@ -26,8 +26,7 @@ from ._deps import require
 from .detect.blazeface import box_iou
 
 if TYPE_CHECKING:
-    from .detect import FaceFinder
-    from .scorer import QualityScorer
+    from .faces import FaceScorer
 
 __all__ = ["TRACK_IOU", "VIDEO_SUFFIXES", "VideoFace", "VideoReport", "best_faces", "is_video", "sampled_frames"]
 
@@ -96,8 +95,7 @@ def sampled_frames(path: str | os.PathLike[str], fps: float | None = None) -> It
         raise VideoError(msg) from exc
 
 
-def best_faces(scorer: QualityScorer, path: str | os.PathLike[str], finder: FaceFinder | None = None, *,
-               best: int = 3, fps: float | None = 5.0) -> VideoReport:
+def best_faces(scorer: FaceScorer, path: str | os.PathLike[str], *, best: int = 3, fps: float | None = 5.0) -> VideoReport:
     """Each track's ``best`` faces in the video at ``path`` (tracks numbered in order of appearance)."""
     if best < 1:
         msg = f"best must be at least 1, got {best}"
@@ -110,7 +108,7 @@ def best_faces(scorer: QualityScorer, path: str | os.PathLike[str], finder: Face
         for index, seconds, image in sampled_frames(path, fps):
             frames += 1
             taken: set[int] = set()
-            for face in scorer.score_faces(image, finder):
+            for face in scorer.score(image):
                 assert face.box is not None and face.confidence is not None and face.score is not None  # scored
                 box = np.array(face.box)
                 overlaps = [box_iou(box, b) if t not in taken else 0.0 for t, b in enumerate(last_box)]

@@ -118,7 +118,7 @@ def test_bundle_is_self_describing(bundles, student, faces, tmp_path):
             shutil.copytree(f, tmp_path / f.name)
         elif f.name != "fiqa.json":
             (tmp_path / f.name).write_bytes(f.read_bytes())
-    backend = open_backend("auto", tmp_path / target.model_file)
+    backend = open_backend(tmp_path / target.model_file, backend="auto")
     assert backend.spec == SPEC and backend.manifest.to_dict() == manifest.to_dict()
     ref = manifest.figures["reference_scores"]["scores"]
     from fiqa_edge.assets import SAMPLES_DIR
@@ -135,7 +135,7 @@ def test_bundle_is_self_describing(bundles, student, faces, tmp_path):
 
 def test_dynamic_batch(bundles):
     target, out, _ = bundles
-    backend = open_backend("auto", out / f"{target.key}-fp32")
+    backend = open_backend(out / f"{target.key}-fp32", backend="auto")
     x = np.random.default_rng(0).normal(size=(11, 3, 64, 64)).astype(np.float32)  # 8 + 3 where sizes are fixed
     assert backend.predict(x).shape == (11,)
     assert np.allclose(backend.predict(x), np.concatenate([backend.predict(x[i : i + 1]) for i in range(11)]), atol=1e-5)

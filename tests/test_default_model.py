@@ -63,7 +63,7 @@ def held_out_faces():
 
 @pytest.mark.parametrize("kind", sorted(LEVELS))
 def test_scores_fall_as_degradation_strength_rises(held_out_faces, kind):
-    backend = open_backend("torch", DEFAULT_MODEL)
+    backend = open_backend(DEFAULT_MODEL, backend="torch")
 
     def mean_score(images):
         return float(np.mean(backend.predict(np.stack([preprocess(im, backend.spec) for im in images]))))

@@ -17,13 +17,14 @@ from PIL import Image
 from fiqa_edge.assets import DEFAULT_BUNDLE, SAMPLES_DIR
 from fiqa_edge.backends import cannot_run
 from fiqa_edge.cli import main
-from fiqa_edge.scorer import NO_FACE, QualityScorer
+from fiqa_edge.scorer import QualityScorer
 
 pytest.importorskip("ai_edge_litert", reason="face detection needs pip install 'fiqa-edge[detect]'")
 if cannot_run("onnxruntime"):
     pytest.skip(cannot_run("onnxruntime"), allow_module_level=True)
 
 from fiqa_edge.detect import LFW_FRAMING, FaceFinder, align_face  # noqa: E402
+from fiqa_edge.faces import NO_FACE, FaceScorer  # noqa: E402
 
 PHOTOS = Path(__file__).parent / "data" / "photos"
 COUNTS = {row["image"]: (int(row["faces_min"]), int(row["faces_max"]))
@@ -105,7 +106,7 @@ def test_exif_rotated_photo_is_scored_upright(tmp_path, scorer, finder):
     turned.save(rotated, quality=95, exif=exif)
     plain = tmp_path / "plain.jpg"
     upright.save(plain, quality=95)
-    a, b = scorer.score_faces(plain, finder), scorer.score_faces(rotated, finder)
+    a, b = FaceScorer(scorer, finder).score(plain), FaceScorer(scorer, finder).score(rotated)
     assert len(a) == len(b) == 3
     for x, y in zip(sorted(a, key=lambda r: r.box[0]), sorted(b, key=lambda r: r.box[0])):
         assert np.allclose(x.box, y.box, atol=3) and abs(x.score - y.score) < 0.02
@@ -120,22 +121,22 @@ def test_the_aligned_score_rises_with_resolution(scorer, finder):
         image = Image.open(path).convert("RGB")
         scores = []
         for size in (50, 80, 125, 192):
-            faces = scorer.score_faces(image.resize((size, size), Image.Resampling.BILINEAR), finder)
+            faces = FaceScorer(scorer, finder).score(image.resize((size, size), Image.Resampling.BILINEAR))
             scores.append(max(faces, key=lambda r: r.box[2] - r.box[0]).score)
         rising += scores[0] < scores[1] < scores[2] < scores[3]
     assert rising >= 7, rising
 
 
 def test_score_faces_api_crops_and_no_face(scorer, finder):
-    results = scorer.score_faces(PHOTOS / "Charles_Taylor_0004.jpg", finder)
+    results = FaceScorer(scorer, finder).score(PHOTOS / "Charles_Taylor_0004.jpg")
     assert [r.face for r in results] == [0, 1, 2]
     assert all(r.crop.size == (250, 250) and r.error is None and 0 < r.confidence <= 1 for r in results)
     scored_alone = scorer.score(results[1].crop)
     assert abs(scored_alone - results[1].score) < 1e-5
     blank = Image.fromarray(np.random.default_rng(0).integers(90, 160, (300, 400, 3), dtype=np.uint8))
-    assert scorer.score_faces(blank, finder) == []
+    assert FaceScorer(scorer, finder).score(blank) == []
     suits = Image.open(PHOTOS / "Li_Zhaoxing_0007.jpg").convert("RGB").crop((0, 190, 250, 250))  # below the faces
-    assert scorer.score_faces(suits.resize((500, 120)), finder) == []  # a real photo with people and no face
+    assert FaceScorer(scorer, finder).score(suits.resize((500, 120))) == []  # a real photo with people and no face
 
 
 def test_score_detect_rows_crops_and_exit_status(tmp_path):
@@ -251,15 +252,15 @@ def test_a_recorded_framing_travels_from_checkpoint_to_bundle_to_crops(tmp_path,
                         validation=faces[4:10])
     assert result.error is None, result.error
     assert Manifest.load(result.bundle).framing == framing
-    for scorer in (QualityScorer.load(result.bundle), QualityScorer.load(ckpt, "torch")):
+    for scorer in (QualityScorer.load(result.bundle), QualityScorer.load(ckpt, backend="torch")):
         assert scorer.framing == framing
-        (face,) = [r for r in scorer.score_faces(PORTRAITS[0]) if r.box[2] - r.box[0] > 60]
+        (face,) = [r for r in FaceScorer(scorer).score(PORTRAITS[0]) if r.box[2] - r.box[0] > 60]
         assert face.crop.size == (200, 200)
         left, right = max(FaceFinder().detect(face.crop), key=lambda f: f.width).eyes
         assert math.dist((left + right) / 2, (100, 84)) < 8 and abs(math.dist(left, right) / 60 - 1) < 0.15
     default = QualityScorer.load(DEFAULT_BUNDLE)
     assert default.framing == LFW_FRAMING  # trained on LFW photos: detection crops as LFW
-    assert default.score_faces(PORTRAITS[0])[0].crop.size == (250, 250)
+    assert FaceScorer(default).score(PORTRAITS[0])[0].crop.size == (250, 250)
 
 
 def test_bench_detect_times_each_step_per_frame_size(tmp_path):

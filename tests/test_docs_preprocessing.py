@@ -69,7 +69,9 @@ def test_framing_examples_are_what_the_code_computes(scorer):
     detected = FaceFinder().detect(image)
     rows = re.findall(r"^\| (\d) \| ([\d., ]+) \| ([\d.]+) \| \(([\d.]+), ([\d.]+)\), \(([\d.]+), ([\d.]+)\) \| ([\d.]+) \|$",
                       DOC, flags=re.MULTILINE)
-    results = scorer.score_faces(image)
+    from fiqa_edge.faces import FaceScorer
+
+    results = FaceScorer(scorer).score(image)
     assert len(rows) == len(results) == len(detected) == 3
     for row, result, face in zip(rows, results, detected):  # detector arithmetic may differ in the last digits
         assert int(row[0]) == result.face

@@ -3,7 +3,8 @@
 Layers: the runtime core (``fiqa_edge`` itself) imports no other layer; ``train`` and
 ``converters`` import only the core; ``benchmarks`` imports the core and ``converters``;
 the CLI (``fiqa_edge.cli``, ``python -m fiqa_edge``) is the one adapter that may reach every layer. No cycles between
-modules through module-level imports.
+modules through module-level imports. Inside the core, the runtime scorer scores crops and reaches neither the
+face layer (detection, alignment, :mod:`fiqa_edge.faces`) nor video; the face layer does not reach video.
 """
 
 from __future__ import annotations
@@ -99,6 +100,42 @@ def test_no_module_level_import_cycles():
     for m in sorted(graph):
         if m not in state:
             visit(m, [m])
+
+
+#: what each runtime module may not reach, through any chain of imports (inside functions too)
+ABOVE = {
+    "fiqa_edge.scorer": ("fiqa_edge.detect", "fiqa_edge.faces", "fiqa_edge.video"),
+    "fiqa_edge.backends": ("fiqa_edge.detect", "fiqa_edge.faces", "fiqa_edge.video"),
+    "fiqa_edge.faces": ("fiqa_edge.video",),
+}
+
+
+def _reached(module: str) -> set[str]:
+    """Every module ``module`` imports, directly or not; the package root only exports lazily, so it is passed over."""
+    seen, todo = {"fiqa_edge"}, [module]
+    while todo:
+        for nxt in _imports(todo[-1], MODULES[todo.pop()]):
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen - {"fiqa_edge"}
+
+
+def _under(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+@pytest.mark.parametrize("module", sorted(ABOVE))
+def test_the_runtime_scorer_reaches_no_face_layer_or_video(module):
+    wrong = sorted(m for m in _reached(module) if any(_under(m, above) for above in ABOVE[module]))
+    assert not wrong, f"{module} reaches {wrong}"
+
+
+def test_the_checker_sees_a_scorer_reaching_the_detector(tmp_path, monkeypatch):
+    bad = tmp_path / "scorer.py"
+    bad.write_text("def f():\n    from .detect import FaceFinder\n")
+    monkeypatch.setitem(MODULES, "fiqa_edge.scorer", bad)
+    assert "fiqa_edge.detect" in _reached("fiqa_edge.scorer")
 
 
 def test_the_checker_sees_a_wrong_direction(tmp_path):

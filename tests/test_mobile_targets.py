@@ -53,7 +53,7 @@ def test_the_bundled_litert_bundle_scores_as_its_stored_reference(faces):
     onnx = QualityScorer.load(DEFAULT_BUNDLE).score_batch(faces)
     assert np.abs(scorer.score_batch(faces) - onnx).max() <= 1e-4
     # the model file alone carries the same manifest
-    backend = open_backend("litert", DEFAULT_LITERT_BUNDLE / "model.tflite")
+    backend = open_backend(DEFAULT_LITERT_BUNDLE / "model.tflite", backend="litert")
     assert backend.manifest.to_dict() == manifest.to_dict()
 
 
@@ -97,7 +97,7 @@ def test_executorch_records_what_xnnpack_took(built):
 def test_executorch_splits_a_batch_over_its_methods(built, faces):
     if cannot_run("executorch"):
         pytest.skip(cannot_run("executorch"))
-    backend = open_backend("executorch", built / "executorch-fp32")
+    backend = open_backend(built / "executorch-fp32", backend="executorch")
     x = np.stack([preprocess(load_image(f), backend.spec) for f in faces[:11]])  # forward_8 once, forward 3 times
     np.testing.assert_allclose(backend.predict(x), np.concatenate([backend.predict(x[i : i + 1]) for i in range(11)]),
                                atol=1e-5)

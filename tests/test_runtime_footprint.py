@@ -66,7 +66,7 @@ def test_onnxruntime_install_scores_without_torch(tmp_path, faces):
     from fiqa_edge.assets import DEFAULT_MODEL
     from fiqa_edge.scorer import QualityScorer
 
-    expected = QualityScorer.load(DEFAULT_MODEL, "torch").score_batch([faces[0], faces[5]])
+    expected = QualityScorer.load(DEFAULT_MODEL, backend="torch").score_batch([faces[0], faces[5]])
     got = [float(r["score"]) for r in csv.DictReader(io.StringIO(default.stdout))]
     assert np.abs(np.array(got) - expected).max() <= 1e-4
 
@@ -92,7 +92,7 @@ def test_litert_install_scores_without_torch(tmp_path, faces):
     from fiqa_edge.scorer import QualityScorer
 
     rows = list(csv.DictReader(io.StringIO(done.stdout)))
-    expected = QualityScorer.load(DEFAULT_MODEL, "torch").score_batch([Path(r["path"]) for r in rows])
+    expected = QualityScorer.load(DEFAULT_MODEL, backend="torch").score_batch([Path(r["path"]) for r in rows])
     assert np.abs(np.array([float(r["score"]) for r in rows]) - expected).max() <= 1e-4
 
     # the detect extra adds face detection, with the detector's weights inside the installed package

@@ -24,7 +24,7 @@ from fiqa_edge.scorer import QualityScorer, ScoreResult
 
 @pytest.fixture(scope="module")
 def torch_scores(faces):
-    scorer = QualityScorer.load(DEFAULT_MODEL, "torch")
+    scorer = QualityScorer.load(DEFAULT_MODEL, backend="torch")
     return scorer.score_batch(faces)
 
 
@@ -41,7 +41,7 @@ def test_bundled_onnx_is_the_bundled_checkpoint_converted():
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
 def test_backends_give_the_torch_scores(faces, torch_scores, backend):
-    scorer = QualityScorer.load(DEFAULT_BUNDLE, backend, threads=1)
+    scorer = QualityScorer.load(DEFAULT_BUNDLE, backend=backend, threads=1)
     assert scorer.backend.name == backend
     assert np.abs(scorer.score_batch(faces) - torch_scores).max() <= 1e-4
     assert torch_scores.std() > 0.005  # the faces score differently: the comparison has teeth
@@ -147,14 +147,14 @@ def test_model_file_errors_name_the_file_and_what_was_expected(tmp_path, faces):
 
 def test_model_for_another_backend_is_refused(tmp_path):
     with pytest.raises(CheckpointError) as info:
-        QualityScorer.load(DEFAULT_MODEL, "onnxruntime")
+        QualityScorer.load(DEFAULT_MODEL, backend="onnxruntime")
     assert str(DEFAULT_MODEL) in str(info.value) and "ONNX" in str(info.value)
 
 
 def test_missing_backend_package_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as on a device without it
     with pytest.raises(MissingDependencyError, match=r"pip install 'fiqa-edge\[onnxruntime\]'"):
-        QualityScorer.load(DEFAULT_BUNDLE, "onnxruntime")
+        QualityScorer.load(DEFAULT_BUNDLE, backend="onnxruntime")
 
 
 def test_score_cli_json_csv_workers_and_exit_status(tmp_path, faces, bad_files):
@@ -226,14 +226,14 @@ def test_the_scorer_is_exported_from_the_package():
 def test_a_lone_onnx_file_scores_on_openvino_from_its_embedded_manifest(tmp_path, faces):
     lone = tmp_path / "model.onnx"
     lone.write_bytes((DEFAULT_BUNDLE / "model.onnx").read_bytes())  # no fiqa.json beside it
-    on_openvino = QualityScorer.load(lone, "openvino")
-    reference = QualityScorer.load(DEFAULT_BUNDLE, "onnxruntime")
+    on_openvino = QualityScorer.load(lone, backend="openvino")
+    reference = QualityScorer.load(DEFAULT_BUNDLE, backend="onnxruntime")
     assert on_openvino.spec == reference.spec
     assert np.abs(on_openvino.score_batch(faces[:6]) - reference.score_batch(faces[:6])).max() <= 1e-4
 
 
 def test_openvino_static_shapes_score_as_the_dynamic_model(faces):
-    scorer = QualityScorer.load(DEFAULT_BUNDLE, "openvino")
+    scorer = QualityScorer.load(DEFAULT_BUNDLE, backend="openvino")
     backend = scorer.backend
     x = np.stack([scorer.prepare(p) for p in faces[:8]])
     dynamic = np.asarray(backend.compiled(x)[0]).reshape(-1)

@@ -148,15 +148,15 @@ def backend_for(model: str | os.PathLike[str]) -> str:
 
 
 def open_backend(
-    name: str,
     model: str | os.PathLike[str],
     *,
+    backend: str = "auto",
     threads: int | None = None,
     device: str | None = None,
     arch: str | None = None,
     input_size: int | None = None,
 ) -> Backend:
-    """Load ``model`` with the backend ``name`` (``auto``: see :func:`backend_for`).
+    """Load ``model`` with ``backend`` (a key of :data:`BACKENDS`, or ``auto``: see :func:`backend_for`).
 
     ``threads`` and ``device`` are passed to the backend; ``arch`` and
     ``input_size`` matter to torch checkpoints only.
@@ -170,8 +170,7 @@ def open_backend(
     if not model.exists():
         msg = f"{model}: no such model file or bundle folder (bundled models by name: {', '.join(BUNDLED_MODELS)})"
         raise CheckpointError(msg)
-    if name == "auto":
-        name = backend_for(model)
+    name = backend_for(model) if backend == "auto" else backend
     if name == WEB_BACKEND:
         msg = (f"{WEB_BACKEND} runs in a browser, not in Python (serve the bundle's folder and open index.html); "
                "--backend onnxruntime scores its model.onnx here")

@@ -143,25 +143,28 @@ def score(
     from tqdm import tqdm
 
     from ..assets import default_model_path
-    from ..scorer import QualityScorer, collect_images
+    from ..imaging import IMAGE_SUFFIXES, collect_images
+    from ..scorer import QualityScorer
+    from ..video import VIDEO_SUFFIXES
 
-    paths = collect_images(images, videos=detect)
+    paths = collect_images(images, suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES if detect else IMAGE_SUFFIXES)
     if not paths:
         raise click.ClickException("no images found in " + ", ".join(map(str, images)))
     Image.MAX_IMAGE_PIXELS = None  # the scorer's own --max-pixels check replaces Pillow's process-wide one
     model = model or default_model_path(backend)
-    scorer = QualityScorer.load(model, backend, threads=threads, device=device, max_pixels=max_pixels,
+    scorer = QualityScorer.load(model, backend=backend, threads=threads, device=device, max_pixels=max_pixels,
                                 arch=arch, input_size=input_size)
     if detect and (min_quality or accept_to or reject_to or move):
         msg = "--min-quality and the curation flags judge whole images; they do not combine with --detect"
         raise click.UsageError(msg)
     if detect:
         from ..detect import FaceFinder
+        from ..faces import FaceScorer
         from ..framing import LFW_FRAMING
         from .detect_rows import score_faces
 
         finder = FaceFinder(detector, framing=scorer.framing or LFW_FRAMING, max_faces=max_faces, min_face=min_face)
-        failed = score_faces(scorer, finder, paths, model, workers=workers, best=best, fps=fps, csv_out=csv_out,
+        failed = score_faces(FaceScorer(scorer, finder), paths, model, workers=workers, best=best, fps=fps, csv_out=csv_out,
                              json_out=json_out, save_crops=save_crops, quiet=quiet)
         if failed:
             sys.exit(1)

@@ -56,7 +56,7 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
     from ..assets import sample_faces
     from ..errors import FiqaError
     from ..image_lists import Item, read_image_list, read_labels
-    from ..scorer import collect_images
+    from ..imaging import collect_images
 
     if labels:
         root = root or labels.parent
@@ -195,7 +195,7 @@ def bench_pseudo_label(model: Path | None, images: Path | None, input_size: int 
                        as_json: bool) -> None:
     """Batched pseudo-labelling against the official per-image loop: images/s, ratio, score agreement."""
     from ..assets import sample_faces
-    from ..scorer import collect_images
+    from ..imaging import collect_images
     from ..train.pseudo_label_speed import run
     from ..zoo import create_model, get_model_cfg, load_model
 

@@ -139,7 +139,7 @@ convert.help = inspect.cleandoc(convert.help or "") + "\n\n" + _target_help()
 def _faces(sources: tuple[Path, ...], root: Path | None) -> list[Path]:
     """Files and folders as given; CSV lists expanded relative to ``root`` or their own folder."""
     from ..image_lists import read_image_list
-    from ..scorer import collect_images
+    from ..imaging import collect_images
 
     paths: list[Path] = []
     for source in sources:

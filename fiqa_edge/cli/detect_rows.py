@@ -14,7 +14,7 @@ import click
 from tqdm import tqdm
 
 from .._atomic import atomic_path
-from ..scorer import NO_FACE, QualityScorer
+from ..faces import NO_FACE, FaceScorer
 from ..video import best_faces, is_video
 
 __all__ = ["COLUMNS", "score_faces"]
@@ -23,12 +23,12 @@ __all__ = ["COLUMNS", "score_faces"]
 COLUMNS = ["path", "face", "x0", "y0", "x1", "y1", "confidence", "score", "error", "frame", "time_s", "rank"]
 
 
-def _rows(scorer: QualityScorer, finder, paths: list[Path], workers: int, best: int, fps: float) -> Iterator[dict]:
+def _rows(scorer: FaceScorer, paths: list[Path], workers: int, best: int, fps: float) -> Iterator[dict]:
     """Rows in the order of ``paths`` (consecutive photos stream through the scorer's worker threads)."""
     photos: list[Path] = []
 
     def photo_rows() -> Iterator[dict]:
-        for r in scorer.score_faces_paths(photos, finder, workers=workers):
+        for r in scorer.score_paths(photos, workers=workers):
             yield {"path": r.path, "face": r.face, "box": r.box, "confidence": r.confidence, "score": r.score,
                    "error": r.error, "crop": r.crop, "crop_name": f"face{r.face}"}
         photos.clear()
@@ -38,7 +38,7 @@ def _rows(scorer: QualityScorer, finder, paths: list[Path], workers: int, best: 
             photos.append(path)
             continue
         yield from photo_rows()
-        report = best_faces(scorer, path, finder, best=best, fps=fps)
+        report = best_faces(scorer, path, best=best, fps=fps)
         for f in report.faces:
             yield {"path": f.path, "face": f.track, "box": f.box, "confidence": f.confidence, "score": f.score,
                    "error": None, "frame": f.frame, "time_s": round(f.time, 3), "rank": f.rank, "crop": f.crop,
@@ -49,7 +49,7 @@ def _rows(scorer: QualityScorer, finder, paths: list[Path], workers: int, best: 
     yield from photo_rows()
 
 
-def score_faces(scorer: QualityScorer, finder, paths: list[Path], model: Path, *, workers: int, best: int,
+def score_faces(scorer: FaceScorer, paths: list[Path], model: Path, *, workers: int, best: int,
                 fps: float, csv_out: Path | None, json_out: Path | None, save_crops: Path | None,
                 quiet: bool) -> int:
     """Write the rows (CSV to stdout unless --json alone), the crops asked for; the number of files that failed."""
@@ -59,7 +59,7 @@ def score_faces(scorer: QualityScorer, finder, paths: list[Path], model: Path, *
     failed: set[str] = set()
     place = {str(p): i for i, p in enumerate(paths, 1)}
     with tqdm(total=len(paths), unit="file", desc="scoring faces", disable=quiet or len(paths) < 2) as progress:
-        for row in _rows(scorer, finder, paths, workers, best, fps):
+        for row in _rows(scorer, paths, workers, best, fps):
             if progress.n < place[row["path"]]:
                 progress.update(place[row["path"]] - progress.n)
             crop = row.pop("crop", None)
@@ -82,11 +82,12 @@ def score_faces(scorer: QualityScorer, finder, paths: list[Path], model: Path, *
                              r.get("frame", ""), r.get("time_s", ""), r.get("rank", "")])
         _write_output(csv_out, buffer.getvalue())
     faces = sum(r["error"] is None for r in rows)
+    backend, finder = scorer.scorer.backend, scorer.finder
     if json_out:
-        report = {"model": str(model), "backend": scorer.backend.name, "arch": scorer.backend.arch,
+        report = {"model": str(model), "backend": backend.name, "arch": backend.arch,
                   "detector": finder.detector, "framing": finder.framing.to_dict(), "files": len(paths),
                   "faces": faces, "failed": len(failed), "results": rows}
         _write_output(json_out, json.dumps(report, indent=2) + "\n")
-    click.echo(f"scored {faces} faces in {len(paths) - len(failed)} of {len(paths)} files with {scorer.backend.name}",
+    click.echo(f"scored {faces} faces in {len(paths) - len(failed)} of {len(paths)} files with {backend.name}",
                err=True)
     return len(failed)

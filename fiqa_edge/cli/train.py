@@ -103,7 +103,7 @@ def train_evaluate(models: tuple[str, ...], pairs: Path, root: Path, photos: tup
     Needs the `labels` extra (dlib) and the detector (`detect` extra).
     """
     from ..assets import resolve_model
-    from ..scorer import collect_images
+    from ..imaging import collect_images
     from ..train.utility_eval import evaluate
 
     named = {}
