@@ -73,7 +73,7 @@ def markdown(report: BenchReport) -> str:
 
 def plot(report: BenchReport, path: Path) -> None:
     """Latency (p50, batch 1) against parity SRCC, or accuracy SRCC when labels were given; Pareto front marked."""
-    require("matplotlib", "--plot")
+    require("matplotlib", "the latency plot")
     import matplotlib
 
     matplotlib.use("Agg")

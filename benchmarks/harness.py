@@ -1,4 +1,4 @@
-"""``fiqa-edge bench TARGETS``: cost, latency, parity and accuracy of artifacts, side by side.
+"""``fiqa-edge bench --model M...``: cost, latency, parity and accuracy of artifacts, side by side.
 
 Targets are bundle folders, folders of bundles, model files or torch
 checkpoints (a checkpoint gives two rows: torch eager and ``torch.compile``).

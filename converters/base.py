@@ -30,10 +30,10 @@ __all__ = ["BuildContext", "Converter", "NoOptions", "cli_option", "predict_batc
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
-def cli_option(default: Any, flag: str, help: str, *, choices: tuple[str, ...] | None = None,
+def cli_option(default: Any, setting: str, help: str, *, choices: tuple[str, ...] | None = None,
                range: tuple[float, float] | None = None) -> Any:
-    """A dataclass field that ``fiqa-edge convert`` also offers as ``flag`` (a bool is an on/off flag)."""
-    return field(default=default, metadata={"flag": flag, "help": help, "choices": choices, "range": range})
+    """A dataclass field that ``fiqa-edge convert`` also offers as ``--<target>-<setting>`` (a bool is an on/off flag)."""
+    return field(default=default, metadata={"setting": setting, "help": help, "choices": choices, "range": range})
 
 
 def predict_batched(backend: Backend, faces: np.ndarray, batch: int = 16) -> np.ndarray:
@@ -137,4 +137,4 @@ class Converter(ABC, Generic[OptionsT]):
     @classmethod
     def cli_fields(cls) -> list[dataclasses.Field]:
         """The option fields offered as ``fiqa-edge convert`` flags."""
-        return [f for f in dataclasses.fields(cls.options_type) if "flag" in f.metadata]
+        return [f for f in dataclasses.fields(cls.options_type) if "setting" in f.metadata]

@@ -114,7 +114,7 @@ def convert(
     for key in targets:
         reason = TARGETS[key].unavailable()
         if reason:
-            msg = f"--to {key}: {reason}"
+            msg = f"cannot build {key} here: {reason}"
             raise TargetUnavailableError(msg)
     bounds = bounds or BOUNDS
     options = options or {}

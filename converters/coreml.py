@@ -35,13 +35,13 @@ __all__ = ["CoreMlConverter", "CoreMlOptions", "inspect"]
 class CoreMlOptions:
     """CoreML int8 weight compression."""
 
-    int8_mode: str = cli_option("linear", "--coreml-int8",
+    int8_mode: str = cli_option("linear", "int8",
                                 "CoreML int8 weights: linear symmetric quantization or 8-bit k-means palettization.",
                                 choices=("linear", "palettize"))
 
 
 def _coremltools():
-    return require("coremltools", "--to coreml")
+    return require("coremltools", "converting to CoreML")
 
 
 def _normalised(model, spec):

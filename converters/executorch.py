@@ -144,7 +144,7 @@ class ExecuTorchConverter(Converter[ExecuTorchOptions]):
         """Export each batch size (int8: quantized first), lower to XNNPACK, write the program."""
         import torch
 
-        require("executorch", "--to executorch")
+        require("executorch", "converting to ExecuTorch")
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
 

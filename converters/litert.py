@@ -75,7 +75,7 @@ HEAD_MODULE = "Sequential_quality"
 class LiteRtOptions:
     """LiteRT conversion settings."""
 
-    int8_mode: str = cli_option("dynamic", "--litert-int8",
+    int8_mode: str = cli_option("dynamic", "int8",
                                 "LiteRT int8: dynamic (activations quantized at run time; fastest here), static "
                                 "(calibrated int8 activations in the convolutions) or weight-only.", choices=INT8_MODES)
     batch_sizes: tuple[int, ...] = (1, 8)  # one signature each; 1 is always there
@@ -94,7 +94,7 @@ def export_fp32(model, input_size: int, dst: Path, batch_sizes: tuple[int, ...])
     """One NHWC signature per batch size, written to ``dst`` atomically."""
     import torch
 
-    litert_torch = require("litert_torch", "--to litert")
+    litert_torch = require("litert_torch", "converting to LiteRT")
     wrapped = litert_torch.to_channel_last_io(model.eval(), args=[0]).eval()
     converter = litert_torch.Converter()
     for batch in sorted(set(batch_sizes) | {1}):

@@ -66,21 +66,21 @@ class OnnxOptions:
     """Export and int8 settings (``onnxruntime.quantization``; the calibration ones apply to static int8)."""
 
     opset: int = 17
-    int8_mode: str = cli_option("dynamic", "--onnx-int8",
+    int8_mode: str = cli_option("dynamic", "int8",
                                 "ONNX int8: dynamic (MatMul/Gemm int8 weights, activations quantized at run time; "
                                 "faster than fp32 here) or static (QDQ calibrated on the calibration faces).",
                                 choices=INT8_MODES)
-    dynamic_hw: bool = cli_option(False, "--dynamic-hw",
+    dynamic_hw: bool = cli_option(False, "dynamic-hw",
                                   "ONNX: the model also takes any height and width (the scorer still resizes and "
                                   "crops as the manifest says).")
     simplify: bool = True  # onnxslim
     op_types: tuple[str, ...] = ("Conv", "MatMul", "Gemm")  # what int8 quantizes
     per_channel: bool = True
-    calibration_method: str = cli_option("MinMax", "--onnx-calibration", "ONNX int8 calibration method.",
+    calibration_method: str = cli_option("MinMax", "calibration", "ONNX int8 calibration method.",
                                          choices=CALIBRATION_METHODS)
     keep_ends_float: bool = True  # leave the first quantizable layer and the quality head unquantized
     exclude_nodes: tuple[str, ...] = ()
-    channels_last: bool = cli_option(False, "--onnx-channels-last",
+    channels_last: bool = cli_option(False, "channels-last",
                                      "ONNX fp32/fp16/static int8: export timm's EdgeNeXt as it is, its MLPs channels "
                                      "last between transposes (default: rewritten in one layout, the same function, "
                                      "faster in onnxruntime).")

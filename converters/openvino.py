@@ -52,8 +52,7 @@ __all__ = ["FLOAT_OP_TYPES", "OpenVinoConverter", "OpenVinoOptions", "ignored_sc
 class OpenVinoOptions:
     """OpenVINO int8 settings."""
 
-    max_drop: float | None = cli_option(
-        None, "--ov-max-drop",
+    max_drop: float | None = cli_option(None, "max-drop",
         "OpenVINO int8: nncf.quantize_with_accuracy_control, keeping the SRCC drop against fp32 on the --validate "
         "faces within this budget (then pass other faces to a later `fiqa-edge bench`).", range=(0.0, 1.0))
 
@@ -116,7 +115,7 @@ class OpenVinoConverter(Converter[OpenVinoOptions]):
 
     def build(self, ctx: BuildContext, precision: str, dst: Path, options: OpenVinoOptions) -> None:
         """fp32 IR, fp16-compressed weights, or NNCF int8 (with accuracy control on the validation faces)."""
-        ov = require("openvino", "--to openvino")
+        ov = require("openvino", "converting to OpenVINO")
         hub = hub_fp32(ctx)
         model = ov.convert_model(str(hub))
         if precision == "int8":

@@ -45,7 +45,7 @@ class TensorRtOptions:
 
 def gpu_facts(device: int = 0) -> dict[str, str]:
     """Name and compute capability of GPU ``device``, and the TensorRT version."""
-    trt = require("tensorrt", "--to tensorrt")
+    trt = require("tensorrt", "building TensorRT engines")
     from fiqa_edge.backends.tensorrt_backend import cuda_check, cudart
 
     props = cuda_check(cudart().cudaGetDeviceProperties(device))
@@ -57,7 +57,7 @@ def gpu_facts(device: int = 0) -> dict[str, str]:
 def build_engine(onnx_path: Path, dst: Path, input_size: int, precision: str, *,
                  options: TensorRtOptions = TensorRtOptions(), timing_cache: Path | None = None) -> None:
     """Parse ``onnx_path`` and serialize an engine to ``dst`` on ``options.device``."""
-    trt = require("tensorrt", "--to tensorrt")
+    trt = require("tensorrt", "building TensorRT engines")
     from fiqa_edge.backends.tensorrt_backend import cuda_check, cudart
 
     cuda_check(cudart().cudaSetDevice(options.device))

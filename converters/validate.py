@@ -42,4 +42,4 @@ def enforce(parity: Parity, bound: Bound, what: str) -> None:
         misses.append(f"PLCC {parity.plcc:.5f} < {bound.plcc}")
     if misses:
         raise ParityError(f"{what}: parity outside its bound on {parity.images} faces: " + "; ".join(misses)
-                          + " (widen it with --max-abs/--min-srcc/--min-plcc if that is acceptable)")
+                          + " (widen the bound if that is acceptable)")

@@ -69,10 +69,10 @@ REFERENCE_DIR = "reference"
 class WebOptions:
     """Web bundle settings."""
 
-    webgpu: bool = cli_option(False, "--web-webgpu",
+    webgpu: bool = cli_option(False, "webgpu",
                               "Web: also ship onnxruntime-web's WebGPU build (+27 MB) so pages can ask for "
                               "backend 'webgpu' (not validated here: headless Chromium has no GPU).")
-    int8_mode: str = cli_option("dynamic", "--web-int8",
+    int8_mode: str = cli_option("dynamic", "int8",
                                 "Web int8: dynamic (MatMul/Gemm int8, activations quantized at run time; fastest in "
                                 "WebAssembly here) or static (the ONNX target's calibrated QDQ graph).",
                                 choices=INT8_MODES)

@@ -97,6 +97,6 @@ def default_model_path(backend: str = "torch") -> Path:
                    else "litert" if is_available("ai_edge_litert") else "torch")
     path = {"onnxruntime": DEFAULT_BUNDLE, "openvino": DEFAULT_BUNDLE, "litert": DEFAULT_LITERT_BUNDLE}.get(backend, DEFAULT_MODEL)
     if not path.exists():
-        msg = f"no bundled default model for the {backend} backend ({path.name} is not in this install): pass --model"
+        msg = f"no bundled default model for the {backend} backend ({path.name} is not in this install): name a model"
         raise FiqaError(msg)
     return path

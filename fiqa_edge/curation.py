@@ -39,15 +39,15 @@ class Threshold:
         try:
             value = float(text[: len(text) - len(suffix)])
         except ValueError:
-            msg = f"--min-quality {text!r}: expected a score (0.62), a percentile (30p) or a 0-100 quality (55q)"
+            msg = f"minimum quality {text!r}: expected a score (0.62), a percentile (30p) or a 0-100 quality (55q)"
             raise FiqaError(msg) from None
         kind = _KINDS[suffix]
         if kind != "score" and scale is None:
-            msg = f"--min-quality {text}: the model records no score scale (run fiqa-edge calibrate on its checkpoint)"
+            msg = f"minimum quality {text}: the model records no score scale (run fiqa-edge calibrate on its checkpoint)"
             raise FiqaError(msg)
         low, high = (0.0, 100.0) if kind != "score" else score_range
         if not low <= value <= high:
-            msg = f"--min-quality {text}: outside the {kind} range [{low:g}, {high:g}]"
+            msg = f"minimum quality {text}: outside the {kind} range [{low:g}, {high:g}]"
             raise FiqaError(msg)
         return cls(value, kind)
 

@@ -71,7 +71,7 @@ def load_image(source: ImageSource, *, max_pixels: int | None = DEFAULT_MAX_PIXE
         with Image.open(opened) as im:
             if max_pixels is not None and im.width * im.height > max_pixels:
                 problem = (f"{im.width}×{im.height} is {im.width * im.height:,} pixels, over the limit of "
-                           f"{max_pixels:,} (a decompression-bomb guard; raise max_pixels / --max-pixels to allow it)")
+                           f"{max_pixels:,} (a decompression-bomb guard; raise max_pixels to allow it)")
                 msg = f"{name}: {problem}"
                 raise ImageError(msg)
             im.load()

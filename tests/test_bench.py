@@ -47,7 +47,7 @@ def test_targets_expand_to_artifacts(tmp_path):
 
 def test_bench_writes_the_documented_report(tmp_path):
     out = tmp_path / "r.json"
-    args = ["bench", str(DEFAULT_BUNDLE), *QUICK, "--json", str(out), "--markdown", str(tmp_path / "r.md"),
+    args = ["bench", "--model", str(DEFAULT_BUNDLE), *QUICK, "--json", str(out), "--markdown", str(tmp_path / "r.md"),
             "--plot", str(tmp_path / "r.png"), "--gate", "parity.srcc>=0.9999", "--gate", "latency.p50_ms<=10000"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -104,7 +104,7 @@ def test_accuracy_with_labels(tmp_path):
     noise = np.random.default_rng(1).normal(0, 0.005, len(faces))
     labels.write_text("image,score\n" + "".join(f"{p.relative_to(SAMPLES_DIR)},{s + n}\n" for p, s, n in zip(faces, scores, noise)))
     out = tmp_path / "r.json"
-    result = CliRunner().invoke(main, ["bench", str(DEFAULT_BUNDLE), "--labels", str(labels), "--root", str(SAMPLES_DIR),
+    result = CliRunner().invoke(main, ["bench", "--model", str(DEFAULT_BUNDLE), "--labels", str(labels), "--root", str(SAMPLES_DIR),
                                        *QUICK, "--batch-sizes", "1", "--json", str(out)])
     assert result.exit_code == 0, result.output
     accuracy = json.loads(out.read_text())["results"][0]["accuracy"]
@@ -131,7 +131,8 @@ def test_accuracy_change_is_measured_against_the_fp32_row():
 
 
 def test_failing_gate_exits_non_zero_and_names_the_row():
-    result = CliRunner().invoke(main, ["bench", str(DEFAULT_BUNDLE), *QUICK, "--limit", "5", "--gate", "latency.p50_ms<=0.000001"])
+    result = CliRunner().invoke(main, ["bench", "--model", str(DEFAULT_BUNDLE), *QUICK, "--limit", "5",
+                                       "--gate", "latency.p50_ms<=0.000001"])
     assert result.exit_code == 1
     assert "FAILED gate latency.p50_ms<=0.000001: onnxruntime fp32" in result.stderr
 
@@ -159,7 +160,7 @@ def test_profile_breaks_the_time_down_by_operator(tmp_path):
     from fiqa_edge.assets import DEFAULT_LITERT_BUNDLE
 
     out = tmp_path / "profile.json"
-    result = CliRunner().invoke(main, ["bench", "--profile", str(DEFAULT_BUNDLE), str(DEFAULT_LITERT_BUNDLE),
+    result = CliRunner().invoke(main, ["bench", "--profile", "-m", str(DEFAULT_BUNDLE), "-m", str(DEFAULT_LITERT_BUNDLE),
                                        "--rounds", "3", "--top", "4", "--json", str(out)])
     assert result.exit_code == 0, result.output
     onnx, litert = json.loads(out.read_text())

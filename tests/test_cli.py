@@ -94,19 +94,45 @@ def test_score_without_model_or_with_bad_model_says_what_to_do(faces, tmp_path):
 
 
 def test_info_reproduces_the_challenge_figures():
-    result = CliRunner().invoke(main, ["info", "fiqa_edgenext_xxs", "--input-size", "288", "--json"])
+    result = CliRunner().invoke(main, ["info", "--model", "fiqa_edgenext_xxs", "--input-size", "288", "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["params"] == 1_179_641
     assert round(report["gflops"], 4) == 0.3313
     assert round(report["gflops_torch"], 3) == 0.652
-    table = CliRunner().invoke(main, ["info", "fiqa_edgenext_xxs"])
+    table = CliRunner().invoke(main, ["info", "-m", "fiqa_edgenext_xxs"])
     assert "1.1796 M" in table.output and "0.4949" in table.output
+
+
+def test_old_spellings_still_work_with_one_deprecation_line_and_are_hidden_from_help():
+    old = CliRunner().invoke(main, ["info", "fiqa_edgenext_xxs", "--json"])  # positional model, --json as a flag
+    assert old.exit_code == 0, old.output
+    assert json.loads(old.stdout)["params"] == 1_179_641
+    assert "MODEL as a positional argument is deprecated" in old.stderr and "use --model fiqa_edgenext_xxs" in old.stderr
+    renamed = CliRunner().invoke(main, ["convert", "--ov-max-drop", "0.01", "--dynamic-hw", "--to", "nothing"])
+    assert renamed.exit_code == 2 and "unknown target(s) nothing" in renamed.output  # both old flags parsed
+    assert "--ov-max-drop is deprecated" in renamed.stderr and "use --openvino-max-drop" in renamed.stderr
+    assert "use --onnx-dynamic-hw" in renamed.stderr
+    stage = CliRunner().invoke(main, ["train", "fit", "--model", "coach", "--config", "x", "--out", "y"])
+    assert stage.exit_code == 2 and "'--stage'" in stage.output and "use --stage" in stage.stderr
+    for command in (["convert"], ["info"], ["bench", "run"], ["train", "average"], ["train", "report"]):
+        shown = CliRunner().invoke(main, [*command, "--help"]).output
+        assert "--ov-max-drop" not in shown and "--dynamic-hw " not in shown and "TARGETS" not in shown
+        assert shown.splitlines()[0].endswith("[OPTIONS]"), shown.splitlines()[0]  # no positional model
+
+
+def test_list_options_take_repeats_and_commas_alike():
+    by_commas = CliRunner().invoke(main, ["convert", "--to", "onxx,foo", "--precision", "fp32"])
+    repeated = CliRunner().invoke(main, ["convert", "--to", "onxx", "--to", "foo", "--precision", "fp32"])
+    assert by_commas.exit_code == repeated.exit_code == 2
+    assert "unknown target(s) onxx, foo;" in by_commas.output and by_commas.output == repeated.output
+    bad = CliRunner().invoke(main, ["bench", "--batch-sizes", "1,eight"])
+    assert bad.exit_code == 2 and "'--batch-sizes': 'eight' is not a whole number" in bad.output
 
 
 def test_info_on_a_checkpoint(official_student):
     _, path = official_student
-    report = json.loads(CliRunner().invoke(main, ["info", str(path), "--json"]).stdout)
+    report = json.loads(CliRunner().invoke(main, ["info", "--model", str(path), "--json"]).stdout)
     assert report["arch"] == "fiqa_edgenext_xxs" and len(report["sha256"]) == 64
 
 

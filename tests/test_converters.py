@@ -164,13 +164,13 @@ def test_compare_and_enforce():
 def test_convert_command(student, faces, tmp_path):
     ckpt = save_checkpoint(student.model, tmp_path / "s.safetensors", arch=student.arch, spec=SPEC)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "onnx", "--precision", "fp32", "--calib", str(faces[0]),
+    result = CliRunner().invoke(main, ["convert", "--model", str(ckpt), "--to", "onnx", "--precision", "fp32", "--calib", str(faces[0]),
                                        "--validate", str(faces[0].parent.parent), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert re.search(r"^onnx +fp32 +ok ", result.output, flags=re.M)
     scored = CliRunner().invoke(main, ["score", str(faces[1]), "--model", str(out / "onnx-fp32"), "--backend", "onnxruntime"])
     assert scored.exit_code == 0, scored.output
-    bad = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "onxx"])
+    bad = CliRunner().invoke(main, ["convert", "--model", str(ckpt), "--to", "onxx"])
     assert bad.exit_code == 2 and "unknown target(s) onxx" in bad.output
 
 
@@ -207,9 +207,9 @@ def test_tensorrt_without_a_gpu_is_one_line_or_skipped(student, faces, tmp_path,
     for key in others:  # their builds are tested per target above; here they only need to be skipped by name
         monkeypatch.setattr(TARGETS[key], "unavailable", lambda: "left out by this test")
     ckpt = save_checkpoint(student.model, tmp_path / "s.safetensors", arch=student.arch, spec=SPEC)
-    alone = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "tensorrt", "--out", str(tmp_path / "a")])
+    alone = CliRunner().invoke(main, ["convert", "--model", str(ckpt), "--to", "tensorrt", "--out", str(tmp_path / "a")])
     assert alone.exit_code == 1 and alone.output.strip() == f"Error: --to tensorrt: {reason}"
-    every = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "all", "--precision", "fp32", "--calib", str(faces[0]),
+    every = CliRunner().invoke(main, ["convert", "--model", str(ckpt), "--to", "all", "--precision", "fp32", "--calib", str(faces[0]),
                                       "--validate", str(faces[0].parent), "--out", str(tmp_path / "b"), "-q"])
     assert f"warning: skipping tensorrt: {reason}" in every.stderr
     assert all(f"warning: skipping {key}: left out by this test" in every.stderr for key in others)
@@ -222,8 +222,8 @@ def test_dynamic_height_and_width(student, faces, tmp_path):
     import onnxruntime as ort
 
     ckpt = save_checkpoint(student.model, tmp_path / "s.safetensors", arch=student.arch, spec=SPEC)
-    for flag, name in (([], "fixed"), (["--dynamic-hw"], "dynamic")):
-        result = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "onnx", "--precision", "fp32", "--calib", str(faces[0]),
+    for flag, name in (([], "fixed"), (["--onnx-dynamic-hw"], "dynamic")):
+        result = CliRunner().invoke(main, ["convert", "--model", str(ckpt), "--to", "onnx", "--precision", "fp32", "--calib", str(faces[0]),
                                            "--validate", str(faces[0].parent), "--out", str(tmp_path / name), "-q", *flag])
         assert result.exit_code == 0, result.output
     x = np.random.default_rng(0).normal(size=(2, 3, 80, 96)).astype(np.float32)
@@ -403,7 +403,7 @@ def test_unavailable_targets_raise_before_anything_is_built(student, tmp_path, m
     from fiqa_edge.errors import TargetUnavailableError
 
     monkeypatch.setattr(type(TARGETS["openvino"]), "unavailable", lambda self: "no openvino here")
-    with pytest.raises(TargetUnavailableError, match="--to openvino: no openvino here"):
+    with pytest.raises(TargetUnavailableError, match="cannot build openvino here: no openvino here"):
         convert(student, ["onnx", "openvino"], out=tmp_path)
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
 
@@ -412,7 +412,7 @@ def test_unavailable_targets_raise_before_anything_is_built(student, tmp_path, m
 def test_convert_prints_our_table_not_the_exporters_progress(student, faces, tmp_path, capfd):
     """coremltools draws nested tqdm bars while converting: they are captured, not shown."""
     ckpt = save_checkpoint(student.model, tmp_path / "s.safetensors", arch=student.arch, spec=SPEC)
-    result = CliRunner().invoke(main, ["convert", str(ckpt), "--to", "coreml", "--precision", "fp32", "-q",
+    result = CliRunner().invoke(main, ["convert", "--model", str(ckpt), "--to", "coreml", "--precision", "fp32", "-q",
                                        "--calib", str(faces[0]), "--validate", str(faces[20]), "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
     shown = result.output + "".join(capfd.readouterr())

@@ -265,7 +265,7 @@ def test_a_recorded_framing_travels_from_checkpoint_to_bundle_to_crops(tmp_path,
 
 def test_bench_detect_times_each_step_per_frame_size(tmp_path):
     out = tmp_path / "detect.json"
-    result = CliRunner().invoke(main, ["bench", str(DEFAULT_BUNDLE), "--detect", "--frame-sizes", "480x360,960x540",
+    result = CliRunner().invoke(main, ["bench", "--model", str(DEFAULT_BUNDLE), "--detect", "--frame-sizes", "480x360,960x540",
                                        "--json", str(out)])
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())

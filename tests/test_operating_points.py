@@ -120,7 +120,7 @@ def test_calibrate_a_bundle_with_pairs_writes_manifest_and_model_metadata(tmp_pa
     for k, name in enumerate(images):
         for angle in (0, 3):
             Image.open(root / name).rotate(angle).save(reference / f"{k}-{angle}.png")
-    run = CliRunner().invoke(main, ["calibrate", str(bundle), "--images", str(reference), "--pairs",
+    run = CliRunner().invoke(main, ["calibrate", "--model", str(bundle), "--images", str(reference), "--pairs",
                                     str(root / "pairs.csv"), "--embeddings", str(tmp_path / "emb.npz"),
                                     "--fmr", "0.05", "--plot", str(tmp_path / "calibration.png"), "-q"])
     assert run.exit_code == 0, run.output

@@ -101,9 +101,9 @@ def test_calibrate_then_convert_gives_every_precision_the_same_scale(tmp_path, f
             variant.save(reference / f"{i}-{k}.png")
     checkpoint = tmp_path / "demo.safetensors"
     shutil.copy(DEFAULT_MODEL, checkpoint)
-    refused = CliRunner().invoke(main, ["calibrate", str(checkpoint), "--images", str(few), "-q"])
+    refused = CliRunner().invoke(main, ["calibrate", "--model", str(checkpoint), "--images", str(few), "-q"])
     assert refused.exit_code == 1 and "40 faces scored, too few" in refused.output
-    done = CliRunner().invoke(main, ["calibrate", str(checkpoint), "--images", str(reference), "-q"])
+    done = CliRunner().invoke(main, ["calibrate", "--model", str(checkpoint), "--images", str(reference), "-q"])
     assert done.exit_code == 0, done.output
     loaded = load_model(checkpoint)
     assert loaded.scale is not None and loaded.scale.faces == 120
@@ -153,7 +153,7 @@ def test_min_quality_sorts_copies_without_overwriting(tmp_path, faces):
     for text, message in (("2", "outside the score range"), ("abc", "expected a score"),
                           ("101p", "outside the percentile range")):
         refused = CliRunner().invoke(main, ["score", str(photos), "--min-quality", text, "-q"])
-        assert refused.exit_code == 1 and message in refused.output
+        assert refused.exit_code == 2 and message in refused.output and "'--min-quality'" in refused.output
     usage = CliRunner().invoke(main, ["score", str(photos), "--accept-to", str(good)])
     assert usage.exit_code == 2 and "need --min-quality" in usage.output
 

@@ -39,15 +39,26 @@ def test_average_is_the_weighted_mean_and_keeps_preprocessing_and_framing(tmp_pa
     assert load_model(out).model(torch.zeros(1, 3, 192, 192)).shape[0] == 1
 
 
-def test_the_cli_averages_bundled_names_and_drops_the_score_scale(tmp_path):
+def test_the_cli_averages_a_bundled_name_with_a_file_and_drops_the_score_scale(tmp_path):
+    demo = load_model("demo")
+    torch.manual_seed(0)
+    shifted = create_model(demo.arch)
+    shifted.load_state_dict({k: v + torch.randn_like(v) * 0.01 if v.is_floating_point() else v
+                             for k, v in demo.model.state_dict().items()})
+    other = save_checkpoint(shifted, tmp_path / "other.safetensors", arch=demo.arch, spec=demo.spec, framing=demo.framing)
     out = tmp_path / "soup.safetensors"
-    result = CliRunner().invoke(main, ["train", "average", "demo", "demo", "--out", str(out)])
+    result = CliRunner().invoke(main, ["train", "average", "-m", "demo", "-m", str(other), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    demo, soup = load_model("demo"), load_model(out)
+    soup = load_model(out)
     assert demo.scale is not None and soup.scale is None
     assert soup.framing == demo.framing and soup.spec == demo.spec
+    mine = shifted.state_dict()
+    moved = 0
     for (k, v), w in zip(demo.model.state_dict().items(), soup.model.state_dict().values(), strict=True):
-        torch.testing.assert_close(w, v, msg=k)
+        if v.is_floating_point():
+            torch.testing.assert_close(w, (v + mine[k]) / 2, msg=k)
+            moved += not torch.equal(w, v)
+    assert moved > 100  # the soup is neither of the two
 
 
 def test_unlike_checkpoints_and_bad_weights_are_refused_by_name(tmp_path):
@@ -62,7 +73,7 @@ def test_unlike_checkpoints_and_bad_weights_are_refused_by_name(tmp_path):
     with pytest.raises(ValueError, match="non-negative"):
         average_checkpoints([a, a], tmp_path / "x.safetensors", weights=[1.0, -0.5])
     assert not (tmp_path / "x.safetensors").exists()
-    result = CliRunner().invoke(main, ["train", "average", str(a), str(a), "--weights", "1,x", "--out", "y.st"])
-    assert result.exit_code == 2 and "--weights '1,x'" in result.output
-    result = CliRunner().invoke(main, ["train", "average", str(a), str(other_size), "--out", str(tmp_path / "y")])
+    result = CliRunner().invoke(main, ["train", "average", "-m", str(a), "-m", str(a), "--weights", "1,x", "--out", "y.st"])
+    assert result.exit_code == 2 and "'--weights': 'x' is not a number" in result.output
+    result = CliRunner().invoke(main, ["train", "average", "-m", str(a), "-m", str(other_size), "--out", str(tmp_path / "y")])
     assert result.exit_code == 1 and "b.safetensors: preprocessing" in result.output

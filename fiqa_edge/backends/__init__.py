@@ -139,7 +139,7 @@ def backend_for(model: str | os.PathLike[str]) -> str:
     if readers is None:
         msg = (
             f"{path}: cannot tell which backend reads a {path.suffix or 'suffix-less'} file "
-            f"(known: {', '.join(sorted(_BY_SUFFIX))}, or a bundle folder); pass --backend"
+            f"(known: {', '.join(sorted(_BY_SUFFIX))}, or a bundle folder); name the backend that reads it"
         )
         raise FiqaError(
             msg
@@ -173,7 +173,7 @@ def open_backend(
     name = backend_for(model) if backend == "auto" else backend
     if name == WEB_BACKEND:
         msg = (f"{WEB_BACKEND} runs in a browser, not in Python (serve the bundle's folder and open index.html); "
-               "--backend onnxruntime scores its model.onnx here")
+               "the onnxruntime backend scores its model.onnx here")
         raise FiqaError(msg)
     if name not in BACKENDS:
         msg = f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}"

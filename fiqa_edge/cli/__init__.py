@@ -22,6 +22,7 @@ from .._output import configure_logging
 from ..backends import BACKENDS
 from ..errors import FiqaError
 from ..imaging import DEFAULT_MAX_PIXELS
+from ._options import json_option, legacy_argument, model_option, take_models
 
 BACKEND_NAMES = list(BACKENDS)
 
@@ -50,7 +51,7 @@ def main(verbose: bool) -> None:
 
 @main.command()
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--model", type=click.Path(path_type=Path),
+@click.option("-m", "--model", type=click.Path(path_type=Path),
               help="Bundle folder, .onnx, OpenVINO .xml, TensorRT .engine, CoreML .mlpackage, torch checkpoint, or a "
                    "bundled model's name (`fiqa-edge models`: demo, demo-v1). Default: the bundled demo model.")
 @click.option("--backend", type=click.Choice(["auto", *BACKEND_NAMES]), default="auto", show_default=True,
@@ -63,8 +64,7 @@ def main(verbose: bool) -> None:
 @click.option("--csv", "csv_out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the CSV (path,score,error; percentile,quality when the model records a scale, accepted with "
                    "--min-quality; --detect: see below) here; '-' for stdout. Default: stdout unless --json is given.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write a JSON report here ('-' for stdout): model, backend, counts and one result per image.")
+@json_option("Write a JSON report to PATH ('-' or no PATH: stdout): model, backend, counts and one result per image.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
               help="Refuse larger images (decompression-bomb guard).")
 @click.option("--arch", help="Architecture of a torch checkpoint (see `fiqa-edge models`). Default: recognised from the file.")
@@ -177,7 +177,10 @@ def score(
         raise click.UsageError(msg)
     from ..curation import sort_file
 
-    scorer.min_quality = min_quality
+    try:
+        scorer.min_quality = min_quality
+    except FiqaError as exc:
+        raise click.BadParameter(str(exc), param_hint="--min-quality") from exc
     threshold = scorer.min_quality
     results, unsorted = [], set()
     for result in tqdm(scorer.score_paths(paths, batch_size=batch_size, workers=workers), total=len(paths),
@@ -232,12 +235,14 @@ def _write_output(path: Path | None, text: str) -> None:
 
 
 @main.command()
-@click.argument("model")
-@click.option("--arch", help="Architecture of MODEL when it is a checkpoint. Default: recognised from the file.")
+@legacy_argument("legacy_model")
+@model_option("A checkpoint, a bundled model's name or an architecture's name (see `fiqa-edge models`). Default: demo.")
+@click.option("--arch", help="Architecture of --model when it is a checkpoint. Default: recognised from the file.")
 @click.option("--input-size", type=click.IntRange(min=16), help="Input size for the FLOPs count. Default: the model's.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def info(model: str, arch: str | None, input_size: int | None, as_json: bool) -> None:
-    """Architecture, parameters and GFLOPs of MODEL (a checkpoint or a model name).
+@json_option("Write JSON instead of a table to PATH ('-' or no PATH: stdout).")
+def info(legacy_model: str | None, model: str | None, arch: str | None, input_size: int | None,
+         json_out: str | None) -> None:
+    """Architecture, parameters and GFLOPs of a model (a checkpoint or a model name).
 
     GFLOPs follow the challenge's convention (fvcore: a multiply-add counts
     once); the full count of torch's flop counter (multiply-add = 2) is shown too.
@@ -245,6 +250,11 @@ def info(model: str, arch: str | None, input_size: int | None, as_json: bool) ->
     from ..zoo import create_model, get_model_cfg, is_model, load_model
     from ..zoo.cost import model_cost
 
+    models = take_models((model,) if model else (), legacy_model)
+    if len(models) > 1:
+        msg = "info takes one model"
+        raise click.UsageError(msg)
+    model = models[0] if models else "demo"
     if Path(model).exists() or not is_model(model):
         loaded = load_model(model, arch=arch, input_size=input_size)
         net, name, size, sha = loaded.model, loaded.arch, loaded.input_size, loaded.sha256
@@ -252,8 +262,8 @@ def info(model: str, arch: str | None, input_size: int | None, as_json: bool) ->
         net, name, size, sha = create_model(model), model, input_size or get_model_cfg(model).input_size, None
     cost = model_cost(net, size)
     report = {"model": str(model), "arch": name, "sha256": sha, **cost.to_dict()}
-    if as_json:
-        click.echo(json.dumps(report, indent=2))
+    if json_out:
+        _write_output(Path(json_out), json.dumps(report, indent=2) + "\n")
         return
     rows = [
         ("architecture", name),

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
+from ._options import json_option, legacy_argument, list_option, model_option, take_models
+
 
 class _BenchGroup(click.Group):
-    """``bench TARGETS...`` runs the comparison; ``bench pseudo-label`` the labelling benchmark."""
+    """``bench [--model M]...`` runs the comparison; ``bench pseudo-label`` the labelling benchmark."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
@@ -19,15 +21,15 @@ class _BenchGroup(click.Group):
 
 @click.group(cls=_BenchGroup)
 def bench() -> None:
-    """Measure artifacts on this device: `fiqa-edge bench [TARGETS]...` (see `bench run --help`).
+    """Measure artifacts on this device: `fiqa-edge bench [--model M]...` (see `bench run --help`).
 
-    TARGETS are bundle folders, folders of bundles, model files, torch
-    checkpoints or bundled models' names (demo-v1). With none, the bundled default model is measured (torch rows
+    Each --model is a bundle folder, a folder of bundles, a model file, a torch
+    checkpoint or a bundled model's name (demo-v1). With none, the bundled default model is measured (torch rows
     when torch is installed, and its ONNX and LiteRT bundles where they run).
     """
 
 
-def _bench_detect(model: Path, detector: str, frame_sizes: str, threads: int | None, json_out: Path | None) -> None:
+def _bench_detect(model: Path, detector: str, frame_sizes: tuple[str, ...], threads: int | None, json_out: str | None) -> None:
     from .._atomic import atomic_write_text
     from ..benchmarks.detect_bench import detect_table, time_detection
     from ..detect import FaceFinder
@@ -35,9 +37,9 @@ def _bench_detect(model: Path, detector: str, frame_sizes: str, threads: int | N
     from ..scorer import QualityScorer
 
     try:
-        sizes = [(int(w), int(h)) for w, h in (s.lower().split("x") for s in frame_sizes.split(",") if s.strip())]
+        sizes = [(int(w), int(h)) for w, h in (s.lower().split("x") for s in frame_sizes)]
     except ValueError:
-        msg = f"{frame_sizes!r} is not a comma-separated list of WxH sizes"
+        msg = f"{','.join(frame_sizes)!r} is not a list of WxH sizes"
         raise click.BadParameter(msg, param_hint="--frame-sizes") from None
     if not sizes or min(min(s) for s in sizes) < 16:
         msg = "frame sizes must be at least 16x16"
@@ -76,7 +78,9 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
 
 
 @bench.command("run")
-@click.argument("targets", nargs=-1, type=click.Path(path_type=Path))
+@legacy_argument("legacy_models", nargs=-1)
+@model_option("An artifact to measure: a bundle folder, a folder of bundles, a model file, a torch checkpoint or a "
+              "bundled model's name (repeat for several). Default: the bundled model.", multiple=True)
 @click.option("--images", type=click.Path(exists=True, path_type=Path),
               help="Folder (walked) or CSV (first column) of faces. Default: the 40 bundled sample faces; "
                    "200 or more are recommended.")
@@ -85,19 +89,19 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder the CSV's image paths are relative to. Default: the CSV's folder.")
 @click.option("--limit", type=click.IntRange(min=3), help="Use this many images, evenly spaced through the list.")
-@click.option("--batch-sizes", default="1,8", show_default=True, help="Comma-separated batch sizes for throughput.")
+@list_option("--batch-sizes", kind=int, default=("1", "8"), help="Batch sizes for throughput (repeat or separate by commas).")
 @click.option("--threads", type=click.IntRange(min=1), help="Inference threads per backend. Default: each backend's choice.")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True,
               help="Decode threads of the end-to-end measurement.")
 @click.option("--reference", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Torch checkpoint for parity (needs torch). Default: a checkpoint among TARGETS or the bundled "
+              help="Torch checkpoint for parity (needs torch). Default: a checkpoint among the models or the bundled "
                    "model, when it is the bundles' source; otherwise the reference scores stored in each bundle.")
 @click.option("--rounds", type=click.IntRange(min=1), default=50, show_default=True, help="Interleaved timing rounds.")
 @click.option("--per-round", type=click.IntRange(min=1), default=2, show_default=True, help="Timed calls per artifact per round.")
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True, help="Untimed calls first.")
 @click.option("--pause", type=click.FloatRange(min=0), default=0.1, show_default=True,
               help="Seconds between turns, so the previous runtime's threads stop spinning.")
-@click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report ('-': stdout).")
+@json_option()
 @click.option("--markdown", "md_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a Markdown table.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False, path_type=Path), help="Write a PNG: latency vs parity/accuracy.")
 @click.option("--gate", "gates", multiple=True, metavar="EXPR",
@@ -112,12 +116,13 @@ def _read_images(images: Path | None, labels: Path | None, root: Path | None, li
                    "detection, alignment and scoring ms per frame and faces/s, at each --frame-sizes.")
 @click.option("--detector", type=click.Choice(["both", "full", "short"]), default="both", show_default=True,
               help="With --detect: the BlazeFace models (see score --help).")
-@click.option("--frame-sizes", default="640x480,1920x1080", show_default=True, help="With --detect: WxH,WxH...")
-def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | None, root: Path | None, limit: int | None,
-              batch_sizes: str, threads: int | None, workers: int, reference: Path | None, rounds: int, per_round: int,
-              warmup: int, pause: float, json_out: Path | None, md_out: Path | None, plot_out: Path | None,
-              gates: tuple[str, ...], profile: bool, top: int, detect: bool, detector: str, frame_sizes: str) -> None:
-    """Cost, latency, throughput, parity and accuracy of TARGETS, side by side.
+@list_option("--frame-sizes", default=("640x480", "1920x1080"), help="With --detect: frame sizes WxH (repeat or separate by commas).")
+def bench_run(legacy_models: tuple[str, ...], models: tuple[str, ...], images: Path | None, labels: Path | None,
+              root: Path | None, limit: int | None, batch_sizes: tuple[int, ...], threads: int | None, workers: int,
+              reference: Path | None, rounds: int, per_round: int, warmup: int, pause: float, json_out: str | None,
+              md_out: Path | None, plot_out: Path | None, gates: tuple[str, ...], profile: bool, top: int, detect: bool,
+              detector: str, frame_sizes: tuple[str, ...]) -> None:
+    """Cost, latency, throughput, parity and accuracy of each --model, side by side.
 
     Every artifact runs in its own process and is timed in interleaved turns
     (model only, preprocessed input); end-to-end images/s adds decoding and
@@ -138,11 +143,8 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
     from ..manifest import Manifest
 
     parsed_gates = [parse_gate(g) for g in gates]
-    try:
-        sizes = sorted({int(b) for b in batch_sizes.split(",") if b.strip()})
-    except ValueError:
-        msg = f"{batch_sizes!r} is not a comma-separated list of integers"
-        raise click.BadParameter(msg, param_hint="--batch-sizes") from None
+    targets = tuple(Path(m) for m in take_models(models, legacy_models, "TARGETS"))
+    sizes = sorted(set(batch_sizes))
     if not sizes or min(sizes) < 1:
         msg = "batch sizes must be 1 or more"
         raise click.BadParameter(msg, param_hint="--batch-sizes")
@@ -184,15 +186,15 @@ def bench_run(targets: tuple[Path, ...], images: Path | None, labels: Path | Non
 
 
 @bench.command("pseudo-label")
-@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("-m", "--model", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Checkpoint. Default: the student architecture with random weights (speed does not depend on them).")
 @click.option("--images", type=click.Path(exists=True, path_type=Path), help="Folder of faces. Default: the bundled sample faces.")
 @click.option("--input-size", type=click.IntRange(min=16), help="Default: the model's (352 for the student).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True)
-@click.option("--json", "as_json", is_flag=True)
+@json_option("Write JSON instead of the summary to PATH ('-' or no PATH: stdout).")
 def bench_pseudo_label(model: Path | None, images: Path | None, input_size: int | None, batch_size: int, workers: int,
-                       as_json: bool) -> None:
+                       json_out: str | None) -> None:
     """Batched pseudo-labelling against the official per-image loop: images/s, ratio, score agreement."""
     from ..assets import sample_faces
     from ..imaging import collect_images
@@ -208,8 +210,10 @@ def bench_pseudo_label(model: Path | None, images: Path | None, input_size: int 
     size = spec.input_size
     paths = collect_images([images]) if images else sample_faces()
     result = run(net, paths, spec, batch_size=batch_size, workers=workers)
-    if as_json:
-        click.echo(json.dumps({"arch": arch, "input_size": size, **result.to_dict()}, indent=2))
+    if json_out:
+        from . import _write_output
+
+        _write_output(Path(json_out), json.dumps({"arch": arch, "input_size": size, **result.to_dict()}, indent=2) + "\n")
     else:
         click.echo(f"{arch} at {size} px, {result.images} images, {result.threads} threads\n"
                    f"per-image loop : {result.per_image_ips:7.2f} img/s\n"

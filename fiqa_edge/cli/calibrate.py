@@ -11,14 +11,24 @@ import click
 import numpy as np
 
 from ..operating_points import FMRS
+from ._options import legacy_argument, list_option, model_option, take_models
 
 if TYPE_CHECKING:
     from ..score_scale import ScoreScale
     from ..scorer import QualityScorer
 
 
+def _fmr(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        msg = f"a false match rate is between 0 and 1, got {text}"
+        raise ValueError(msg)
+    return value
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("model", type=click.Path(exists=True, path_type=Path))
+@legacy_argument("legacy_model")
+@model_option("The checkpoint or bundle to calibrate (the record is written into it). Required.")
 @click.option("--images", required=True, type=click.Path(exists=True, path_type=Path),
               help="Reference faces: a folder (walked recursively) or a CSV whose first column is the image.")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -31,19 +41,20 @@ if TYPE_CHECKING:
                    "`fiqa-edge label embed` writes one with dlib). Not needed when the pairs CSV has distances.")
 @click.option("--distance", type=click.Choice(["euclidean", "cosine"]), default="euclidean", show_default=True,
               help="How two embeddings are compared.")
-@click.option("--fmr", "fmrs", type=click.FloatRange(0, 1, min_open=True, max_open=True), multiple=True,
-              help=f"False match rates to fix the comparison threshold at (repeatable). Default: {', '.join(map(str, FMRS))}.")
+@list_option("--fmr", "fmrs", kind=_fmr,
+             help=f"False match rates to fix the comparison threshold at (repeat or separate by commas). "
+                  f"Default: {', '.join(map(str, FMRS))}.")
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path),
               help="Also draw a PNG: the reference scores' histogram with the thresholds marked, and with --pairs "
                    "the error-versus-discard curves with the operating points (needs matplotlib).")
 @click.option("--workers", type=click.IntRange(min=0), default=2, show_default=True, help="Decode threads.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def calibrate(model: Path, images: Path, root: Path | None, reference: str | None, pairs: Path | None,
+def calibrate(legacy_model: str | None, model: str | None, images: Path, root: Path | None, reference: str | None, pairs: Path | None,
               embeddings: Path | None, distance: str, fmrs: tuple[float, ...], plot: Path | None, workers: int,
               quiet: bool) -> None:
-    """Score reference faces with MODEL and store what its scores mean in it.
+    """Score reference faces with --model and store what its scores mean in it.
 
-    MODEL is a checkpoint (the record goes into its metadata; `fiqa-edge
+    The model is a checkpoint (the record goes into its metadata; `fiqa-edge
     convert` copies it into every bundle it makes, so every precision reports
     the same percentile and 0-100 quality for a face) or a bundle (its
     fiqa.json and the manifest inside its model file). Recorded: the
@@ -58,9 +69,17 @@ def calibrate(model: Path, images: Path, root: Path | None, reference: str | Non
     from ..score_scale import ScoreScale
     from ..scorer import QualityScorer
 
+    models = take_models((model,) if model else (), legacy_model)
+    if len(models) != 1:
+        msg = "calibrate takes one model: --model PATH"
+        raise click.UsageError(msg)
+    path = Path(models[0])
+    if not path.exists():
+        msg = f"{path}: no such checkpoint or bundle"
+        raise click.BadParameter(msg, param_hint="--model")
     if plot is not None:
         require("matplotlib", "calibrate --plot")
-    scorer = QualityScorer.load(model)  # a checkpoint runs on torch, a bundle on its own backend
+    scorer = QualityScorer.load(path)  # a checkpoint runs on torch, a bundle on its own backend
     base = root or (images if images.is_dir() else images.parent)
     refs = [item.image for item in read_image_list(images, base)]
     reference_scores = np.array(list(_scores(scorer, refs, base, workers, quiet, "scoring reference faces").values()))
@@ -85,7 +104,7 @@ def calibrate(model: Path, images: Path, root: Path | None, reference: str | Non
         comparisons = (dist[kept], same, np.minimum(qa, qb))
     if plot is not None:
         _plot(plot, reference_scores, scale, comparisons)
-    where = _record(model, scorer, scale)
+    where = _record(path, scorer, scale)
     p = scale.percentiles
     click.echo(f"{where}: scale recorded from {scale.faces} faces ({scale.reference}): "
                f"p1 {p[0]:.4f}, p10 {p[9]:.4f}, p50 {p[49]:.4f}, p90 {p[89]:.4f}, p99 {p[98]:.4f}", err=True)

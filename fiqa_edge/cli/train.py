@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ._options import RenamingCommand, legacy_argument, list_option, model_option, take_models
+
 
 @click.group()
 def train() -> None:
@@ -42,11 +44,11 @@ def train_recipe(config_path: Path, out: Path, quiet: bool) -> None:
         click.echo(f"summary: {out / 'summary.json'}")
 
 
-@train.command("fit")
+@train.command("fit", cls=RenamingCommand, renamed={"--model": "--stage"})
 @click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Folder for best.safetensors, last.pt, history.json.")
-@click.option("--model", "section", type=click.Choice(["teacher", "student"]), default="student", show_default=True,
+@click.option("--stage", "section", type=click.Choice(["teacher", "student"]), default="student", show_default=True,
               help="Which model section of the config to train.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars.")
 def train_fit(config_path: Path, out: Path, section: str, quiet: bool) -> None:
@@ -66,9 +68,9 @@ def train_fit(config_path: Path, out: Path, section: str, quiet: bool) -> None:
         click.echo(f"best epoch {result.best_epoch}: SRCC {v['srcc']:.4f} PLCC {v['plcc']:.4f} -> {result.best}")
 
 
-@train.command("report")
+@train.command("report", cls=RenamingCommand, renamed={"--labels": "--labels-dir"})
 @click.option("--run", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="A finished recipe run folder.")
-@click.option("--labels", "labels_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+@click.option("--labels-dir", "labels_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="The `fiqa-edge label utility` output folder (test.csv, embeddings.npz).")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True, help="The image folder.")
 @click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True, help="LFW pairs.txt.")
@@ -119,31 +121,31 @@ def train_evaluate(models: tuple[str, ...], pairs: Path, root: Path, photos: tup
 
 
 @train.command("average")
-@click.argument("checkpoints", nargs=-1, required=True)
+@legacy_argument("legacy_models", nargs=-1)
+@model_option("A checkpoint (file or bundled name) to average; repeat for each.", multiple=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="The averaged checkpoint (.safetensors, else a torch file; written atomically).")
-@click.option("--weights", help="Comma-separated weight of each checkpoint (normalised to sum to 1). Default: equal.")
-def train_average(checkpoints: tuple[str, ...], out: Path, weights: str | None) -> None:
-    """Average the weights of CHECKPOINTS (files or bundled names) of one architecture.
+@list_option("--weights", kind=float,
+             help="The weight of each checkpoint, in the order of --model (repeat or separate by commas; normalised "
+                  "to sum to 1). Default: equal.")
+def train_average(legacy_models: tuple[str, ...], models: tuple[str, ...], out: Path, weights: tuple[float, ...]) -> None:
+    """Average the weights of checkpoints (--model, files or bundled names) of one architecture.
 
     Students fine-tuned from the same initial weights average into a working model that often keeps
     what each learnt (a "model soup"). Architecture, preprocessing and framing must match; a recorded
-    score scale is not carried over, so calibrate the result (fiqa-edge calibrate OUT ...).
+    score scale is not carried over, so calibrate the result (fiqa-edge calibrate --model OUT ...).
     """
     from ..assets import resolve_model
     from ..train.average import average_checkpoints
 
-    shares = None
-    if weights is not None:
-        try:
-            shares = [float(w) for w in weights.split(",")]
-        except ValueError as exc:
-            msg = f"--weights {weights!r}: expected comma-separated numbers"
-            raise click.BadParameter(msg) from exc
+    checkpoints = take_models(models, legacy_models, "CHECKPOINTS")
+    if not checkpoints:
+        msg = "give the checkpoints to average: --model A --model B"
+        raise click.UsageError(msg)
     try:
-        average_checkpoints([resolve_model(c) for c in checkpoints], out, shares)
+        average_checkpoints([resolve_model(c) for c in checkpoints], out, list(weights) or None)
     except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
+        raise click.BadParameter(str(exc), param_hint="--weights") from exc
     click.echo(f"averaged {len(checkpoints)} checkpoints -> {out}")
 
 
@@ -181,15 +183,13 @@ def label() -> None:
     """Make quality labels for face sets that have no opinion scores."""
 
 
-def _degradation_kinds(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[str, ...]:
+def _degradation_kind(kind: str) -> str:
     from ..degrade import DEGRADATIONS
 
-    kinds = tuple(k.strip() for k in value.split(",") if k.strip())
-    unknown = [k for k in kinds if k not in DEGRADATIONS]
-    if unknown or not kinds:
-        msg = f"{value!r}: expected degradation kinds from {', '.join(DEGRADATIONS)}"
-        raise click.BadParameter(msg)
-    return kinds
+    if kind not in DEGRADATIONS:
+        msg = f"{kind!r} is not a degradation kind; choose from {', '.join(DEGRADATIONS)}"
+        raise ValueError(msg)
+    return kind
 
 
 @label.command("utility")
@@ -208,8 +208,8 @@ def _degradation_kinds(_ctx: click.Context, _param: click.Parameter, value: str)
 @click.option("--extra-copies", type=click.IntRange(min=0), default=0, show_default=True,
               help="More copies per image, drawn from --extra-kinds; the rest of the set stays as without them, "
                    "so a finished OUT is extended.")
-@click.option("--extra-kinds", default="softnoise,softjpeg", show_default=True, callback=_degradation_kinds,
-              help="Comma-separated degradation kinds of the extra copies.")
+@list_option("--extra-kinds", kind=_degradation_kind, default=("softnoise", "softjpeg"),
+             help="Degradation kinds of the extra copies (repeat or separate by commas).")
 def label_utility(images: Path, out: Path, pairs: Path | None, seed: int, copies: int, max_per_identity: int,
                   impostors: int, workers: int, extra_copies: int, extra_kinds: tuple[str, ...]) -> None:
     """Label faces by how well dlib's recogniser matches them to their own identity.
