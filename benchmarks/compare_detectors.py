@@ -1,4 +1,4 @@
-"""Face detectors side by side on real faces: the comparison behind ``score --detect``'s choice (README).
+"""Face detectors side by side on real faces: the comparison behind ``score --detect``'s choice (docs/faces.md).
 
     python -m fiqa_edge.benchmarks.compare_detectors --lfw ../shared/data/lfw
 
@@ -6,7 +6,7 @@ Candidates: BlazeFace full range, short range and both merged (``fiqa_edge.detec
 detector (``labels`` extra) and OpenCV's frontal Haar cascade
 (``opencv-python-headless`` < 5); those not installed are listed as such.
 Measured: the faces found in the test group photos against the counts made by
-looking (``tests/data/photos/faces.csv``); recall of the portrait's own face on
+looking (``benchmarks/data/photos/faces.csv``, installed with the package); recall of the portrait's own face on
 random LFW images; recall of portraits pasted small into 640×480 and
 1920×1080 frames (known places, the same frames for every detector); median
 milliseconds per frame of each size.
@@ -26,7 +26,8 @@ import numpy as np
 from PIL import Image
 
 Boxes = list[tuple[float, float, float, float]]
-PHOTOS = Path(__file__).resolve().parents[1] / "tests" / "data" / "photos"
+#: group photos with their faces counted by looking (faces.csv), installed with the package
+PHOTOS = Path(__file__).resolve().parent / "data" / "photos"
 FRAMES = 4  # frames per frame size and portrait size, six portraits each
 
 

@@ -83,7 +83,7 @@ class Converter(ABC, Generic[OptionsT]):
         package: import name the build needs (its extra is named in errors).
         precisions: what it builds.
         options_type: its settings dataclass.
-        note: a caveat shown in ``fiqa-edge convert --help`` and the README's target table.
+        note: a caveat shown in ``fiqa-edge convert --help`` and docs/converting.md's target table.
         embeds_manifest: whether the model file carries its manifest (else only ``fiqa.json`` beside it does).
     """
 

@@ -26,7 +26,7 @@ weight-only; compute stays float32). int8 (``ai_edge_quantizer``):
 Chosen by measurement (demo weights, 40 LFW calibration faces, 100 others,
 batch 1, 2 cores, the variants interleaved in one process while another job
 shared the CPU, so compare rows, not absolute times), p50 ms and SRCC against
-fp32 (a clean ``fiqa-edge bench`` run: README, "Phone runtimes"):
+fp32 (a clean ``fiqa-edge bench`` run: docs/benchmarking.md, "Phone runtimes"):
 
 =========================  ==================  ===================
 mode                       128 px              352 px

@@ -174,7 +174,11 @@ def hub_fp32(ctx: BuildContext, options: OnnxOptions = OnnxOptions()) -> Path:
 
 
 def hub_int8(ctx: BuildContext, options: OnnxOptions = OnnxOptions()) -> Path:
-    """The run's int8 QDQ graph for these settings (made once, shared by ONNX and TensorRT)."""
+    """The run's static int8 QDQ graph for these settings (made once, shared by ONNX's static int8 and TensorRT).
+
+    ``int8_mode`` is left out of the key: this graph is the static one whatever the ONNX target ships.
+    """
+    options = replace(options, int8_mode="static")
     settings = hashlib.sha256(repr(options).encode()).hexdigest()[:12]
     return ctx.cached(f"int8-{settings}.onnx",
                       lambda path: quantize_int8(hub_fp32(ctx, options), path, ctx.calibration, options))

@@ -1,6 +1,6 @@
 """The face layer: every face of a photo found, aligned to the model's framing and scored.
 
->>> faces = FaceScorer(QualityScorer.load("demo"))          # doctest: +SKIP
+>>> faces = FaceScorer(QualityScorer.load("bundles/onnx-int8"))  # doctest: +SKIP
 >>> for face in faces.score("group.jpg"):                     # doctest: +SKIP
 ...     print(face.box, face.confidence, face.score)
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: real faces from the package, odd-format copies, official-layout checkpoints."""
+"""Shared fixtures: real faces from the package, odd-format copies, official-layout checkpoints; the test tiers.
+
+``pytest -q`` runs the fast tier; ``pytest -q --heavy`` runs the tests marked ``heavy`` (the full builds of the
+bundled model and what needs them, the browser, torchrun, fresh venvs, dlib labels) instead.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,22 @@ from fiqa_edge.assets import sample_faces
 
 DATA = Path(__file__).parent / "data"
 ORL = sorted((DATA / "orl").glob("*/*.pgm"))
+#: faces no default calibration saw: the sample faces of the 5 validation people, and ORL's
+HELD_OUT = sample_faces("validation") + ORL
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--heavy", action="store_true",
+                     help="run the heavy tier (tests marked heavy) instead of the fast one; CI runs both")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep the tier asked for: the fast one by default, the tests marked heavy with --heavy."""
+    heavy = config.getoption("--heavy")
+    keep = [item for item in items if (item.get_closest_marker("heavy") is not None) == heavy]
+    if len(keep) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
@@ -79,6 +99,29 @@ def official_student(tmp_path_factory: pytest.TempPathFactory):
     path = tmp_path_factory.mktemp("ckpt") / "FIQA_EdgeNeXt_XXS.pt"
     torch.save(model.state_dict(), path)
     return model, path
+
+
+@pytest.fixture(scope="session")
+def default_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The bundled model converted once, as the main job does, to every target this machine builds and runs
+    (default options and calibration faces; validated on :data:`HELD_OUT`): ConvertResults by
+    ``<target>-<precision>``. The parity, bundle, mobile and web tests of the heavy tier share it."""
+    from fiqa_edge.assets import DEFAULT_MODEL
+    from fiqa_edge.converters.convert import convert
+    from fiqa_edge.converters.targets import TARGETS
+    from fiqa_edge.zoo import load_model
+
+    keys = [k for k, t in TARGETS.items() if t.unavailable() is None and t.cannot_validate() is None]
+    folder = tmp_path_factory.mktemp("held-out")
+    validation = []
+    for path in HELD_OUT:  # ORL's PGMs as PNGs, the same pixels, so that the browser can decode them too
+        if path.suffix == ".pgm":
+            png = folder / f"{path.parent.name}-{path.stem}.png"
+            Image.open(path).save(png)
+            path = png
+        validation.append(path)
+    results = convert(load_model(DEFAULT_MODEL), keys, out=tmp_path_factory.mktemp("default-bundles"), validation=validation)
+    return {f"{r.target}-{r.precision}": r for r in results}
 
 
 def png_bytes(image: Image.Image) -> bytes:

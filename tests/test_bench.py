@@ -45,23 +45,33 @@ def test_targets_expand_to_artifacts(tmp_path):
         find_artifacts([tmp_path / "x.txt"])
 
 
-def test_bench_writes_the_documented_report(tmp_path):
+def test_bench_writes_the_documented_report_with_accuracy_and_gates(tmp_path):
+    """One run: the JSON, Markdown and plot; accuracy against labels; a gate met and one missed (exit status 1)."""
+    faces = sorted(SAMPLES_DIR.glob("*/*.jpg"))
+    scores = QualityScorer.load(DEFAULT_BUNDLE).score_batch(faces)
+    labels = tmp_path / "labels.csv"
+    noise = np.random.default_rng(1).normal(0, 0.005, len(faces))
+    labels.write_text("image,score\n" + "".join(f"{p.relative_to(SAMPLES_DIR)},{s + n}\n" for p, s, n in zip(faces, scores, noise)))
     out = tmp_path / "r.json"
-    args = ["bench", "--model", str(DEFAULT_BUNDLE), *QUICK, "--json", str(out), "--markdown", str(tmp_path / "r.md"),
-            "--plot", str(tmp_path / "r.png"), "--gate", "parity.srcc>=0.9999", "--gate", "latency.p50_ms<=10000"]
+    args = ["bench", "--model", str(DEFAULT_BUNDLE), *QUICK, "--labels", str(labels), "--root", str(SAMPLES_DIR),
+            "--json", str(out), "--markdown", str(tmp_path / "r.md"), "--plot", str(tmp_path / "r.png"),
+            "--gate", "parity.srcc>=0.9999", "--gate", "latency.p50_ms<=0.000001"]
     result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # the second gate fails, named with its row; the first passes
+    assert "FAILED gate latency.p50_ms<=0.000001: onnxruntime fp32" in result.stderr and "parity.srcc" not in result.stderr
     report = json.loads(out.read_text())
     assert report["images"] == 40
     (row,) = report["results"]
     assert (row["backend"], row["precision"], row["status"]) == ("onnxruntime", "fp32", "ok")
     assert row["params"] == 1_179_641 and row["gflops"] > 0 and 4 < row["size_mb"] < 6
     assert set(row["latency"]) >= {"p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms"}
-    assert row["latency"]["min_ms"] <= row["latency"]["p50_ms"] <= row["latency"]["p99_ms"]
+    # latency in ms and batch-1 throughput in images/s are two measures of one call: units and scale agree
+    assert 0.2 < row["latency"]["p50_ms"] * row["throughput_ips"]["1"] / 1000 < 5
     assert set(row["throughput_ips"]) == {"1", "8"} and row["throughput_ips"]["8"] > 0
     assert row["parity"]["reference"] == "torch fp32" and row["parity"]["images"] == 40
     assert row["parity"]["max_abs"] <= 1e-4 and set(row["parity"]) >= {"mean_abs", "srcc", "plcc", "flip_rate"}
-    assert row["accuracy"] is None
+    expected = quality_metrics(scores, np.array([s + n for s, n in zip(scores, noise)]))
+    assert row["accuracy"]["n"] == 40 and row["accuracy"]["srcc"] == pytest.approx(expected.srcc, abs=1e-9)
     assert row["end_to_end"]["images"] == 40 and row["end_to_end"]["ips"] > 0
     assert "| onnxruntime | fp32 | ok" in (tmp_path / "r.md").read_text().replace("ok (noisy)", "ok")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
@@ -97,21 +107,6 @@ def test_parity_without_torch_has_teeth(tmp_path, monkeypatch):
     assert row.parity["max_abs"] > 5e-3 and row.parity["srcc"] < 0.999 and row.parity["flip_rate"] > 0
 
 
-def test_accuracy_with_labels(tmp_path):
-    faces = sorted(SAMPLES_DIR.glob("*/*.jpg"))
-    scores = QualityScorer.load(DEFAULT_BUNDLE).score_batch(faces)
-    labels = tmp_path / "labels.csv"
-    noise = np.random.default_rng(1).normal(0, 0.005, len(faces))
-    labels.write_text("image,score\n" + "".join(f"{p.relative_to(SAMPLES_DIR)},{s + n}\n" for p, s, n in zip(faces, scores, noise)))
-    out = tmp_path / "r.json"
-    result = CliRunner().invoke(main, ["bench", "--model", str(DEFAULT_BUNDLE), "--labels", str(labels), "--root", str(SAMPLES_DIR),
-                                       *QUICK, "--batch-sizes", "1", "--json", str(out)])
-    assert result.exit_code == 0, result.output
-    accuracy = json.loads(out.read_text())["results"][0]["accuracy"]
-    expected = quality_metrics(scores, np.array([s + n for s, n in zip(scores, noise)]))
-    assert accuracy["n"] == 40 and accuracy["srcc"] == pytest.approx(expected.srcc, abs=1e-9)
-
-
 def test_accuracy_change_is_measured_against_the_fp32_row():
     """Each row's change is its SRCC/PLCC minus the torch row's, else minus its own backend's fp32 row."""
     from fiqa_edge.benchmarks.harness import BenchResult, _accuracy
@@ -130,13 +125,6 @@ def test_accuracy_change_is_measured_against_the_fp32_row():
     assert with_torch[2].accuracy["delta_srcc_vs_fp32"] == pytest.approx(quality_metrics(int8, labels).srcc - 1)
 
 
-def test_failing_gate_exits_non_zero_and_names_the_row():
-    result = CliRunner().invoke(main, ["bench", "--model", str(DEFAULT_BUNDLE), *QUICK, "--limit", "5",
-                                       "--gate", "latency.p50_ms<=0.000001"])
-    assert result.exit_code == 1
-    assert "FAILED gate latency.p50_ms<=0.000001: onnxruntime fp32" in result.stderr
-
-
 @pytest.mark.parametrize("text", ["parity.srcc", "p50 fast", "latency.p50_ms<=ten"])
 def test_malformed_gates_are_refused(text):
     with pytest.raises(FiqaError, match="expected FIELD OP NUMBER|is not a number"):
@@ -149,11 +137,10 @@ def test_backends_that_cannot_run_here_are_skipped_with_the_reason(tmp_path):
     package = tmp_path / "model.mlpackage"
     package.mkdir()
     items = [Item(str(p)) for p in sorted(SAMPLES_DIR.glob("*/*.jpg"))[:3]]
-    report = run_bench([engine, package, DEFAULT_BUNDLE], items, batch_sizes=(1,), rounds=1, per_round=1, warmup=0)
+    report = run_bench([engine, package], items, batch_sizes=(1,), rounds=1, per_round=1, warmup=0)
     rows = {r.backend: r for r in report.results}
     assert rows["tensorrt"].status == "skipped" and "tensorrt" in rows["tensorrt"].reason
     assert rows["coreml"].status == "skipped" and ("coremltools" in rows["coreml"].reason or "macOS" in rows["coreml"].reason)
-    assert rows["onnxruntime"].status == "ok"
 
 
 def test_profile_breaks_the_time_down_by_operator(tmp_path):

@@ -1,5 +1,8 @@
 """Conversion, for every target in the table: bundles that validate against torch, carry their
-manifest, and fail cleanly. A new target is tested as soon as it is added to TARGETS."""
+manifest, and fail cleanly. A new target is tested as soon as it is added to TARGETS.
+
+The fast tier builds a small random-weight student to the targets that build in seconds (ONNX, OpenVINO);
+the heavy tier builds it to the others and holds the bundled model's conversion to the product bounds."""
 
 from __future__ import annotations
 
@@ -7,19 +10,22 @@ import re
 import shutil
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnx
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import HELD_OUT
 from official_reference import spread_outputs
 
+from fiqa_edge.assets import DEFAULT_MODEL
 from fiqa_edge.backends import open_backend
 from fiqa_edge.cli import main
-from fiqa_edge.converters.convert import convert
+from fiqa_edge.converters.base import Converter
+from fiqa_edge.converters.convert import ConvertResult, convert
 from fiqa_edge.converters.coreml import CoreMlOptions
-from fiqa_edge.converters.executorch import ExecuTorchOptions
 from fiqa_edge.converters.onnx import OnnxOptions
 from fiqa_edge.converters.openvino import OpenVinoOptions
 from fiqa_edge.converters.targets import TARGETS
@@ -28,7 +34,7 @@ from fiqa_edge.errors import FiqaError, ParityError
 from fiqa_edge.manifest import Manifest
 from fiqa_edge.metrics import parity as compare
 from fiqa_edge.preprocess import PreprocessSpec
-from fiqa_edge.zoo import LoadedModel, create_model
+from fiqa_edge.zoo import LoadedModel, create_model, load_model
 from fiqa_edge.zoo.checkpoint import save_checkpoint
 
 SPEC = PreprocessSpec(input_size=64, resize=72)
@@ -45,33 +51,48 @@ def student() -> LoadedModel:
 # neighbours; the product's int8 bound (SRCC, PLCC >= 0.995) is held on the trained default model.
 LOOSE_INT8 = {**BOUNDS, "int8": Bound(srcc=0.95, plcc=0.95)}
 STATIC = OnnxOptions(int8_mode="static")  # calibrated QDQ: what the placement and calibration tests inspect
-# each ExecuTorch method is lowered on its own (about a minute here): the batch methods are tested on the default
-# model's bundle in test_mobile_targets
-ONE_METHOD = ExecuTorchOptions(batch_sizes=(1,))
+#: targets whose build of even the small student takes half a minute or more (ExecuTorch lowers each method for
+#: about a minute), or needs a browser: the heavy tier tests them on the bundled model's shared conversion
+SLOW_TARGETS = {"litert", "executorch", "web", "coreml", "tensorrt"}
 
 
-@pytest.fixture(scope="module", params=sorted(TARGETS))
-def bundles(request, student, faces, tmp_path_factory):
-    """Every precision of each target this machine can build and run (the others skip with the reason)."""
+class Built(NamedTuple):
+    """A target's bundles, every precision: what was converted, to where, and on how many validation faces."""
+
+    target: Converter
+    out: Path
+    results: dict[str, ConvertResult]
+    loaded: LoadedModel
+    validated: int
+
+
+@pytest.fixture(scope="module", params=[pytest.param(key, marks=pytest.mark.heavy) if key in SLOW_TARGETS else key
+                                        for key in sorted(TARGETS)])
+def bundles(request, student, faces, tmp_path_factory) -> Built:
+    """Every precision of each target this machine can build and run (the others skip with the reason): the small
+    student's for the fast targets; for the slow ones (heavy tier), the bundled model's from the shared conversion."""
     target = TARGETS[request.param]
     reason = target.unavailable()
     if reason:
         pytest.skip(f"{target.key}: {reason}")
     if why := target.cannot_validate():
         pytest.skip(f"{target.key} models do not run on this machine ({why}; their spec checks are tested below)")
+    if target.key in SLOW_TARGETS:
+        shared = {r.precision: r for r in request.getfixturevalue("default_bundles").values() if r.target == target.key}
+        return Built(target, next(iter(shared.values())).bundle.parent, shared, load_model(DEFAULT_MODEL), len(HELD_OUT))
     out = tmp_path_factory.mktemp(f"bundles-{target.key}")
     results = convert(student, [target.key], out=out, precisions=target.precisions, calibration=faces[:20],
-                      validation=faces[20:], bounds=LOOSE_INT8, options={"onnx": STATIC, "executorch": ONE_METHOD})
-    return target, out, {r.precision: r for r in results}
+                      validation=faces[20:], bounds=LOOSE_INT8, options={"onnx": STATIC})
+    return Built(target, out, {r.precision: r for r in results}, student, 20)
 
 
 def test_every_precision_builds_within_its_bound(bundles):
-    target, _, results = bundles
+    target, results = bundles.target, bundles.results
     assert set(results) == set(target.precisions)
     for precision, r in results.items():
         assert r.error is None, r.error
         assert r.parity["srcc"] >= LOOSE_INT8[precision].srcc
-        assert r.parity["images"] == 20
+        assert r.parity["images"] == bundles.validated
     assert results["fp32"].parity["max_abs"] <= 1e-4
     if "fp16" in results:
         assert results["fp16"].parity["max_abs"] > results["fp32"].parity["max_abs"]
@@ -98,18 +119,18 @@ def _quantize_ops(target, model_file: Path) -> int:
 
 
 def test_int8_graph_is_quantized(bundles):
-    target, out, _ = bundles
+    target, out = bundles.target, bundles.out
     if target.key in ("tensorrt", "executorch"):
         pytest.skip(f"{target.key}: the quantized layers live inside a delegate blob; int8 size and parity are checked")
     assert _quantize_ops(target, out / f"{target.key}-int8" / target.model_file) > 20
     assert _quantize_ops(target, out / f"{target.key}-fp32" / target.model_file) == 0
 
 
-def test_bundle_is_self_describing(bundles, student, faces, tmp_path):
-    target, out, _ = bundles
-    folder = out / f"{target.key}-fp32"
+def test_bundle_is_self_describing(bundles, tmp_path):
+    target, loaded = bundles.target, bundles.loaded
+    folder = bundles.out / f"{target.key}-fp32"
     manifest = Manifest.load(folder)
-    assert manifest.preprocessing == SPEC and manifest.precision == "fp32" and manifest.source_sha256 == "ab" * 32
+    assert manifest.preprocessing == loaded.spec and manifest.precision == "fp32" and manifest.source_sha256 == loaded.sha256
     if not target.embeds_manifest:
         pytest.skip(f"{target.key} models carry no metadata: their fiqa.json travels with them")
     # the model file alone, away from fiqa.json, still scores with the right preprocessing
@@ -119,7 +140,7 @@ def test_bundle_is_self_describing(bundles, student, faces, tmp_path):
         elif f.name != "fiqa.json":
             (tmp_path / f.name).write_bytes(f.read_bytes())
     backend = open_backend(tmp_path / target.model_file, backend="auto")
-    assert backend.spec == SPEC and backend.manifest.to_dict() == manifest.to_dict()
+    assert backend.spec == loaded.spec and backend.manifest.to_dict() == manifest.to_dict()
     ref = manifest.figures["reference_scores"]["scores"]
     from fiqa_edge.assets import SAMPLES_DIR
     from fiqa_edge.imaging import load_image
@@ -127,16 +148,16 @@ def test_bundle_is_self_describing(bundles, student, faces, tmp_path):
 
     assert len(ref) == 40
     names = list(ref)
-    scores = backend.predict(np.stack([preprocess(load_image(SAMPLES_DIR / n), SPEC) for n in names]))
+    scores = backend.predict(np.stack([preprocess(load_image(SAMPLES_DIR / n), loaded.spec) for n in names]))
     assert np.allclose(scores, [ref[n] for n in names], atol=1e-4)
     cost = manifest.figures["cost"]
-    assert cost["params"] == sum(p.numel() for p in student.model.parameters()) and cost["gflops"] > 0
+    assert cost["params"] == sum(p.numel() for p in loaded.model.parameters()) and cost["gflops"] > 0
 
 
 def test_dynamic_batch(bundles):
-    target, out, _ = bundles
-    backend = open_backend(out / f"{target.key}-fp32", backend="auto")
-    x = np.random.default_rng(0).normal(size=(11, 3, 64, 64)).astype(np.float32)  # 8 + 3 where sizes are fixed
+    backend = open_backend(bundles.out / f"{bundles.target.key}-fp32", backend="auto")
+    n = bundles.loaded.spec.input_size
+    x = np.random.default_rng(0).normal(size=(11, 3, n, n)).astype(np.float32)  # 8 + 3 where sizes are fixed
     assert backend.predict(x).shape == (11,)
     assert np.allclose(backend.predict(x), np.concatenate([backend.predict(x[i : i + 1]) for i in range(11)]), atol=1e-5)
 
@@ -174,6 +195,7 @@ def test_convert_command(student, faces, tmp_path):
     assert bad.exit_code == 2 and "unknown target(s) onxx" in bad.output
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(TARGETS["coreml"].unavailable() is not None, reason="coremltools is not installed")
 def test_coreml_packages_pass_their_spec_checks(student, faces, tmp_path):
     from fiqa_edge.converters.coreml import inspect
@@ -250,23 +272,22 @@ def test_tensorrt_engines_record_their_gpu(student, faces, tmp_path):
     assert result.parity["srcc"] >= BOUNDS["fp16"].srcc
 
 
-@pytest.mark.parametrize("key", ["onnx", "openvino", "litert", "executorch"])
-def test_the_default_model_meets_the_product_bounds_on_held_out_faces(key, faces, tmp_path):
-    """The product bounds, not loosened: calibrate on the default half of the sample faces, validate on
-    the other people's faces and on ORL."""
-    from fiqa_edge.assets import DEFAULT_MODEL, sample_faces
-    from fiqa_edge.zoo import load_model
-
-    if TARGETS[key].unavailable():
-        pytest.skip(TARGETS[key].unavailable())
-    held_out = sample_faces("validation") + sorted((Path(__file__).parent / "data" / "orl").glob("*/*.pgm"))
-    results = convert(load_model(DEFAULT_MODEL), [key], out=tmp_path, validation=held_out)
+@pytest.mark.heavy
+@pytest.mark.parametrize("key", ["onnx", "openvino", "litert", "executorch", "web"])
+def test_the_default_model_meets_the_product_bounds_on_held_out_faces(key, default_bundles):
+    """The product bounds, not loosened: the main job's conversion, calibrated on the default half of the sample
+    faces, validated on the other people's faces and on ORL."""
+    results = [r for r in default_bundles.values() if r.target == key]
+    if not results:
+        pytest.skip(f"{key}: {TARGETS[key].unavailable() or TARGETS[key].cannot_validate()}")
+    assert sorted(r.precision for r in results) == sorted(TARGETS[key].precisions)
     for r in results:
         assert r.error is None, r.error
         assert r.parity["images"] == 26
-    # measured on 500 other LFW faces: README "Converting"
+    # measured on 500 other LFW faces: docs/converting.md
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(TARGETS["openvino"].unavailable() is not None, reason="openvino/nncf not installed")
 def test_openvino_int8_with_accuracy_control(student, faces, tmp_path):
     (result,) = convert(student, ["openvino"], out=tmp_path, precisions=["int8"], calibration=faces[:20],
@@ -306,7 +327,7 @@ def _openvino_quantized_layers(model_file: Path) -> dict[str, bool]:
 
 def test_int8_keeps_the_first_layer_and_the_head_in_float(bundles):
     """The placement rests on node names and NNCF's unvalidated ignored scope: check the artifact itself."""
-    target, out, _ = bundles
+    target, out = bundles.target, bundles.out
     inspectors = {"onnx": _onnx_quantized_layers, "openvino": _openvino_quantized_layers}
     if target.key not in inspectors:
         pytest.skip(f"{target.key}: int8 placement is checked for ONNX and OpenVINO graphs (LiteRT: test_mobile_targets)")
@@ -317,6 +338,7 @@ def test_int8_keeps_the_first_layer_and_the_head_in_float(bundles):
     assert sum(layers[name] for name in rest if name not in head) > 40  # everything between is quantized
 
 
+@pytest.mark.heavy
 def test_one_fp32_export_and_one_int8_graph_per_run(student, faces, tmp_path, monkeypatch):
     from collections import Counter
 
@@ -339,6 +361,24 @@ def test_one_fp32_export_and_one_int8_graph_per_run(student, faces, tmp_path, mo
     convert(student, ["onnx", "openvino"], out=tmp_path / "b", precisions=["fp32"], calibration=faces[:8],
             validation=faces[20:30], options={"onnx": OnnxOptions(dynamic_hw=True)})
     assert calls == {"export_fp32": 2}
+
+
+def test_tensorrt_shares_the_onnx_targets_static_int8_graph(student, faces, tmp_path, monkeypatch):
+    """TensorRT asks for the QDQ graph with default ONNX options; ONNX's static int8 build made it already."""
+    import fiqa_edge.converters.onnx as onnx_module
+    from fiqa_edge.converters.base import BuildContext
+    from fiqa_edge.converters.calibration import CalibrationFaces
+
+    made: list[Path] = []
+    monkeypatch.setattr(onnx_module, "quantize_int8", lambda src, dst, calib, options: made.append(dst))
+    monkeypatch.setattr(onnx_module, "export_fp32", lambda *args: None)
+    calib = CalibrationFaces(faces[:2], student.spec)
+    ctx = BuildContext(student, calib, calib, tmp_path)
+    for_onnx = onnx_module.hub_int8(ctx, STATIC)
+    for_tensorrt = onnx_module.hub_int8(ctx)  # what converters/tensorrt.py asks for
+    assert for_onnx == for_tensorrt and made == [for_onnx]
+    onnx_module.hub_int8(ctx, OnnxOptions(int8_mode="static", calibration_method="Entropy"))
+    assert len(made) == 2  # another calibration is another graph
 
 
 def test_default_faces_are_disjoint_and_recorded(student, tmp_path):
@@ -376,7 +416,7 @@ def test_a_new_target_is_one_class_and_one_row(student, faces, tmp_path, monkeyp
 
     @dataclass(frozen=True)
     class CopyOptions:
-        suffix_note: str = cli_option("plain", "--copy-note", "A note.", choices=("plain", "fancy"))
+        suffix_note: str = cli_option("plain", "note", "A note.", choices=("plain", "fancy"))
 
     class CopyConverter(Converter[CopyOptions]):
         key, model_file, backend, package = "onnx-copy", "copy.onnx", "onnxruntime", "onnx"
@@ -391,7 +431,7 @@ def test_a_new_target_is_one_class_and_one_row(student, faces, tmp_path, monkeyp
             embed_manifest(model_file, manifest)
 
     monkeypatch.setitem(TARGETS, "onnx-copy", CopyConverter())
-    assert "--copy-note" in {opt for p in _target_options() for opt in p.opts}
+    assert "--onnx-copy-note" in {opt for p in _target_options() for opt in p.opts}
     options = _options_from({"onnx-copy__suffix_note": "fancy"})
     (result,) = convert(student, ["onnx-copy"], out=tmp_path, precisions=["fp32", "int8"], calibration=faces[:4],
                         validation=faces[20:30], options=options)
@@ -408,6 +448,7 @@ def test_unavailable_targets_raise_before_anything_is_built(student, tmp_path, m
     assert not tmp_path.exists() or list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(TARGETS["coreml"].unavailable() is not None, reason="coremltools is not installed")
 def test_convert_prints_our_table_not_the_exporters_progress(student, faces, tmp_path, capfd):
     """coremltools draws nested tqdm bars while converting: they are captured, not shown."""

@@ -26,7 +26,7 @@ if cannot_run("onnxruntime"):
 from fiqa_edge.detect import LFW_FRAMING, FaceFinder, align_face  # noqa: E402
 from fiqa_edge.faces import NO_FACE, FaceScorer  # noqa: E402
 
-PHOTOS = Path(__file__).parent / "data" / "photos"
+PHOTOS = Path(__file__).parents[1] / "benchmarks" / "data" / "photos"
 COUNTS = {row["image"]: (int(row["faces_min"]), int(row["faces_max"]))
           for row in csv.DictReader((PHOTOS / "faces.csv").open())}
 PORTRAITS = sorted(SAMPLES_DIR.glob("*/*.jpg"))[:8]

@@ -64,7 +64,7 @@ def test_framing_examples_are_what_the_code_computes(scorer):
     crop = np.asarray(align_face(Image.fromarray(photo), (np.array([100.0, 120.0]), np.array([130.0, 130.0])),
                                  LFW_FRAMING))
     assert crop[113, 125].min() == 200 and crop[5, 5].max() == 0
-    path = Path(__file__).parent / "data" / "photos" / "Li_Zhaoxing_0007.jpg"
+    path = Path(__file__).parents[1] / "benchmarks" / "data" / "photos" / "Li_Zhaoxing_0007.jpg"
     image = Image.open(path).convert("RGB")
     detected = FaceFinder().detect(image)
     rows = re.findall(r"^\| (\d) \| ([\d., ]+) \| ([\d.]+) \| \(([\d.]+), ([\d.]+)\), \(([\d.]+), ([\d.]+)\) \| ([\d.]+) \|$",

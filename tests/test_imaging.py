@@ -17,12 +17,15 @@ def test_exif_rotation_is_applied(odd_images, faces):
     assert np.abs(rotated - upright).mean() < 3  # JPEG re-encoding noise only
 
 
-def test_16_bit_greyscale_is_scaled_not_clipped(odd_images, faces):
+def test_16_bit_greyscale_is_scaled_not_clipped(odd_images, faces, tmp_path):
     grey8 = np.asarray(Image.open(faces[0]).convert("L"), dtype=np.int16)
     decoded = np.asarray(load_image(odd_images["grey16"]))
     assert decoded.shape == grey8.shape + (3,)
     assert np.array_equal(decoded[..., 0], grey8)
-    assert decoded.max() < 255 or grey8.max() == 255
+    ramp = tmp_path / "ramp16.png"  # values a clipping conversion maps to 255 from 255 up
+    Image.fromarray(np.array([[0, 257, 32896, 65535]], dtype=np.uint16)).save(ramp)
+    assert np.asarray(load_image(ramp))[0, :, 0].tolist() == [0, 1, 128, 255]
+    assert np.asarray(Image.open(ramp).convert("L"))[0].tolist() != [0, 1, 128, 255]  # Pillow's own conversion clips
 
 
 @pytest.mark.parametrize("kind", ["orl_pgm", "grey", "rgba", "palette", "cmyk"])

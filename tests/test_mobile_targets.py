@@ -1,5 +1,5 @@
 """LiteRT and ExecuTorch: the bundled LiteRT bundle, int8 placement, batch signatures, delegation,
-bad model files, and the README's app snippets against the bundles' own names."""
+bad model files, and the integration page's app snippets against the bundles' own names."""
 
 from __future__ import annotations
 
@@ -19,27 +19,33 @@ from fiqa_edge.manifest import Manifest
 from fiqa_edge.preprocess import preprocess
 from fiqa_edge.scorer import QualityScorer
 
-README = Path(__file__).parents[1] / "README.md"
+INTEGRATION = Path(__file__).parents[1] / "docs" / "integration.md"
 needs_litert = pytest.mark.skipif(cannot_run("litert") is not None, reason=f"LiteRT: {cannot_run('litert')}")
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    """The default model as LiteRT static int8 and ExecuTorch fp32 bundles (bundled calibration faces)."""
+def litert_static(tmp_path_factory) -> Path:
+    """The default model as a LiteRT static int8 bundle (bundled calibration faces)."""
     from fiqa_edge.converters.convert import convert
     from fiqa_edge.converters.litert import LiteRtOptions
     from fiqa_edge.zoo import load_model
 
-    for key in ("litert", "executorch"):
-        if TARGETS[key].unavailable():
-            pytest.skip(f"{key}: {TARGETS[key].unavailable()}")
-    out = tmp_path_factory.mktemp("mobile")
-    loaded = load_model(DEFAULT_MODEL)
-    static = {"litert": LiteRtOptions(int8_mode="static")}
-    results = (convert(loaded, ["litert"], out=out, precisions=["int8"], options=static)
-               + convert(loaded, ["executorch"], out=out, precisions=["fp32"]))
-    assert [r.error for r in results] == [None, None]
-    return out
+    if TARGETS["litert"].unavailable():
+        pytest.skip(f"litert: {TARGETS['litert'].unavailable()}")
+    (result,) = convert(load_model(DEFAULT_MODEL), ["litert"], out=tmp_path_factory.mktemp("mobile"), precisions=["int8"],
+                        options={"litert": LiteRtOptions(int8_mode="static")})
+    assert result.error is None, result.error
+    return result.bundle
+
+
+@pytest.fixture(scope="module")
+def executorch_fp32(default_bundles) -> Path:
+    """The main job's ExecuTorch fp32 bundle of the default model (methods forward and forward_8)."""
+    if "executorch-fp32" not in default_bundles:
+        pytest.skip(f"executorch: {TARGETS['executorch'].unavailable() or cannot_run('executorch')}")
+    result = default_bundles["executorch-fp32"]
+    assert result.error is None, result.error
+    return result.bundle
 
 
 @needs_litert
@@ -57,11 +63,12 @@ def test_the_bundled_litert_bundle_scores_as_its_stored_reference(faces):
     assert backend.manifest.to_dict() == manifest.to_dict()
 
 
+@pytest.mark.heavy
 @needs_litert
-def test_litert_int8_keeps_the_first_convolution_float_and_quantizes_the_rest(built):
+def test_litert_int8_keeps_the_first_convolution_float_and_quantizes_the_rest(litert_static):
     from ai_edge_litert.interpreter import Interpreter
 
-    bundle = built / "litert-int8"
+    bundle = litert_static
     interpreter = Interpreter(model_path=str(bundle / "model.tflite"))
     dtype = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
     convs = [o for o in interpreter._get_ops_details() if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
@@ -85,8 +92,9 @@ def test_litert_int8_keeps_the_first_convolution_float_and_quantizes_the_rest(bu
     assert figures["parity_vs_torch_fp32"]["srcc"] >= 0.995
 
 
-def test_executorch_records_what_xnnpack_took(built):
-    manifest = Manifest.load(built / "executorch-fp32")
+@pytest.mark.heavy
+def test_executorch_records_what_xnnpack_took(executorch_fp32):
+    manifest = Manifest.load(executorch_fp32)
     figures, n = manifest.figures, manifest.preprocessing.input_size
     delegation = figures["delegation"]
     assert delegation["delegated_nodes"] > 100
@@ -94,18 +102,17 @@ def test_executorch_records_what_xnnpack_took(built):
     assert figures["io"]["methods"] == {"forward": [1, 3, n, n], "forward_8": [8, 3, n, n]}
 
 
-def test_executorch_splits_a_batch_over_its_methods(built, faces):
-    if cannot_run("executorch"):
-        pytest.skip(cannot_run("executorch"))
-    backend = open_backend(built / "executorch-fp32", backend="executorch")
+@pytest.mark.heavy
+def test_executorch_splits_a_batch_over_its_methods(executorch_fp32, faces):
+    backend = open_backend(executorch_fp32, backend="executorch")
     x = np.stack([preprocess(load_image(f), backend.spec) for f in faces[:11]])  # forward_8 once, forward 3 times
     np.testing.assert_allclose(backend.predict(x), np.concatenate([backend.predict(x[i : i + 1]) for i in range(11)]),
                                atol=1e-5)
 
 
 def _snippet(language: str) -> str:
-    blocks = re.findall(rf"```{language}\n(.*?)```", README.read_text(encoding="utf-8"), flags=re.S)
-    assert blocks, f"the README has no {language} snippet"
+    blocks = re.findall(rf"```{language}\n(.*?)```", INTEGRATION.read_text(encoding="utf-8"), flags=re.S)
+    assert blocks, f"docs/integration.md has no {language} snippet"
     return blocks[0]
 
 
@@ -123,20 +130,22 @@ def test_the_kotlin_snippet_uses_the_litert_bundles_names():
     assert f"1 * {n} * {n} * 3" in kotlin  # NHWC float32 input of one face
 
 
-def test_the_executorch_snippet_calls_the_exported_method(built):
+@pytest.mark.heavy
+def test_the_executorch_snippet_calls_the_exported_method(executorch_fp32):
     snippet = _snippet("java")
-    methods = Manifest.load(built / "executorch-fp32").figures["io"]["methods"]
-    n = Manifest.load(built / "executorch-fp32").preprocessing.input_size
+    methods = Manifest.load(executorch_fp32).figures["io"]["methods"]
+    n = Manifest.load(executorch_fp32).preprocessing.input_size
     assert re.search(r"module\.forward\(", snippet) and "forward" in methods
     assert f"new long[] {{1, 3, {n}, {n}}}" in snippet
 
 
-@pytest.mark.parametrize("suffix", [".tflite", ".pte"])
-def test_bad_model_files_are_one_line_naming_the_file(suffix, built, faces, tmp_path):
-    source = (DEFAULT_LITERT_BUNDLE / "model.tflite") if suffix == ".tflite" else (built / "executorch-fp32" / "model.pte")
+@pytest.mark.parametrize("suffix", [".tflite", pytest.param(".pte", marks=pytest.mark.heavy)])
+def test_bad_model_files_are_one_line_naming_the_file(suffix, request, faces, tmp_path):
     backend = "litert" if suffix == ".tflite" else "executorch"
     if cannot_run(backend):
         pytest.skip(cannot_run(backend))
+    source = (DEFAULT_LITERT_BUNDLE / "model.tflite" if suffix == ".tflite"
+              else request.getfixturevalue("executorch_fp32") / "model.pte")
     cases = {"truncated": source.read_bytes()[: source.stat().st_size // 3], "a JPEG": faces[0].read_bytes(),
              "another format": (DEFAULT_BUNDLE / "model.onnx").read_bytes()}
     for what, data in cases.items():
@@ -150,9 +159,11 @@ def test_bad_model_files_are_one_line_naming_the_file(suffix, built, faces, tmp_
         assert str(bad) in str(err.value) and "\n" not in str(err.value), (what, str(err.value))
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(TARGETS["litert"].unavailable() is not None, reason="litert-torch is not installed")
-@pytest.mark.parametrize("mode", ["dynamic", "weight-only"])
-def test_litert_int8_modes(mode, faces, tmp_path):
+def test_litert_int8_modes_need_no_calibration(default_bundles, faces, tmp_path):
+    """dynamic (the main job's default, from the shared conversion) and weight-only (a small student): no
+    calibration, int8 weights."""
     import torch
     from official_reference import spread_outputs
 
@@ -165,25 +176,26 @@ def test_litert_int8_modes(mode, faces, tmp_path):
     torch.manual_seed(0)
     student = LoadedModel(model=spread_outputs(create_model("fiqa_edgenext_xxs"), seed=1), arch="fiqa_edgenext_xxs",
                           spec=PreprocessSpec(input_size=64, resize=72), sha256="ab" * 32, path=Path("student"))
-    (result,) = convert(student, ["litert"], out=tmp_path, precisions=["int8"], calibration=faces[:8], validation=faces[20:],
-                        bounds={**BOUNDS, "int8": Bound(srcc=0.95, plcc=0.95)}, options={"litert": LiteRtOptions(int8_mode=mode)})
-    assert result.error is None, result.error
-    figures = Manifest.load(result.bundle).figures
-    assert figures["quantization"]["mode"] == mode and figures["calibration"].startswith("none")
-    assert result.size_mb < 0.5 * (DEFAULT_LITERT_BUNDLE / "model.tflite").stat().st_size / 2**20
+    (weight_only,) = convert(student, ["litert"], out=tmp_path, precisions=["int8"], calibration=faces[:8],
+                             validation=faces[20:], bounds={**BOUNDS, "int8": Bound(srcc=0.95, plcc=0.95)},
+                             options={"litert": LiteRtOptions(int8_mode="weight-only")})
+    fp32_mb = default_bundles["litert-fp32"].size_mb  # the same weights in float: the size does not depend on the input
+    for mode, result in (("dynamic", default_bundles["litert-int8"]), ("weight-only", weight_only)):
+        assert result.error is None, result.error
+        figures = Manifest.load(result.bundle).figures
+        assert figures["quantization"]["mode"] == mode and figures["calibration"].startswith("none")
+        assert result.size_mb < 0.5 * fp32_mb
 
 
-def test_executorch_threads_size_the_runtime_threadpool(built, faces):
-    if cannot_run("executorch"):
-        pytest.skip(cannot_run("executorch"))
+def test_executorch_threads_size_the_runtime_threadpool(executorch_fp32, faces):
     from executorch.extension.pybindings import portable_lib
 
     before = portable_lib._threadpool_get_thread_count()
     try:
-        one = QualityScorer.load(built / "executorch-fp32", threads=1)
+        one = QualityScorer.load(executorch_fp32, threads=1)
         assert portable_lib._threadpool_get_thread_count() == 1
         scores = one.score_batch(faces[:4])
-        two = QualityScorer.load(built / "executorch-fp32", threads=2)
+        two = QualityScorer.load(executorch_fp32, threads=2)
         assert portable_lib._threadpool_get_thread_count() == 2
         np.testing.assert_allclose(two.score_batch(faces[:4]), scores, rtol=1e-5, atol=1e-6)
     finally:

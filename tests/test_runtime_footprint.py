@@ -36,7 +36,7 @@ def _device_venv(tmp_path: Path, extra: str, absent: tuple[str, ...]) -> tuple[P
     return venv, env
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_onnxruntime_install_scores_without_torch(tmp_path, faces):
     torch.manual_seed(0)
     model = spread_outputs(create_model("fiqa_edgenext_xxs"), seed=4)
@@ -80,7 +80,7 @@ def test_onnxruntime_install_scores_without_torch(tmp_path, faces):
     assert row["parity"]["reference"].startswith("stored scores") and row["parity"]["max_abs"] <= 1e-4
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_litert_install_scores_without_torch(tmp_path, faces):
     venv, env = _device_venv(tmp_path, "litert,detect", absent=("torch", "timm", "torchvision", "onnxruntime"))
     cli = str(venv / "bin" / "fiqa-edge")
@@ -96,7 +96,7 @@ def test_litert_install_scores_without_torch(tmp_path, faces):
     assert np.abs(np.array([float(r["score"]) for r in rows]) - expected).max() <= 1e-4
 
     # the detect extra adds face detection, with the detector's weights inside the installed package
-    photo = REPO / "tests" / "data" / "photos" / "Charles_Taylor_0004.jpg"
+    photo = REPO / "benchmarks" / "data" / "photos" / "Charles_Taylor_0004.jpg"
     detected = subprocess.run([cli, "score", str(photo), "--detect", "-q"], capture_output=True, text=True, env=env,
                               cwd=tmp_path)
     assert detected.returncode == 0, detected.stderr[-2000:]

@@ -16,6 +16,7 @@ from fiqa_edge.zoo.checkpoint import save_checkpoint
 pytest.importorskip("dlib", reason="the `labels` extra (dlib-bin, face-recognition-models) is not installed")
 
 
+@pytest.mark.heavy
 def test_report_on_the_sample_faces(tmp_path):
     from fiqa_edge.train.report import make_report
     from fiqa_edge.train.utility_labels import UtilityConfig, make_utility_labels
@@ -50,7 +51,11 @@ def test_report_on_the_sample_faces(tmp_path):
     all_pairs = report["edc"]["all pairs"]
     assert all_pairs["pairs"] == 40 and all_pairs["genuine"] == 20
     assert {r["method"] for r in all_pairs["rows"]} == {"student", "laplacian"}
-    assert all(0 <= r["fnmr_20"] <= 1 for r in all_pairs["rows"])
+    for fmr in (1e-2, 1e-3):  # nothing discarded: every method starts from the same pairs and threshold
+        rows = [r for r in all_pairs["rows"] if r["fmr"] == fmr]
+        assert len(rows) == 2 and rows[0]["fnmr_0"] == rows[1]["fnmr_0"]
+        for r in rows:  # the reduction is the FNMR's relative fall, 0 where there was none to fall (no NaN)
+            assert r["reduction_20"] == pytest.approx(1 - r["fnmr_20"] / r["fnmr_0"] if r["fnmr_0"] else 0.0)
     text = (tmp_path / "out" / "report.md").read_text()
     assert "variance of Laplacian" in text and "EDC, all pairs" in text
     assert (tmp_path / "out" / "edc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -39,6 +39,7 @@ def _read(path):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.heavy
 def test_sets_are_identity_disjoint_and_labels_on_scale(labelled):
     cfg, summary = labelled
     splits = {s: _read(cfg.out / f"{s}.csv") for s in ("train", "val", "test")}
@@ -50,6 +51,7 @@ def test_sets_are_identity_disjoint_and_labels_on_scale(labelled):
     assert scores.min() >= 0 and scores.max() <= 1 and scores.std() > 0.05
 
 
+@pytest.mark.heavy
 def test_degraded_copies_score_lower_than_their_clean_faces(labelled):
     cfg, _ = labelled
     rows = [r for s in ("train", "val", "test") for r in _read(cfg.out / f"{s}.csv")]
@@ -59,6 +61,7 @@ def test_degraded_copies_score_lower_than_their_clean_faces(labelled):
     assert np.mean(np.array(drops) > 0) > 0.6
 
 
+@pytest.mark.heavy
 def test_same_seed_same_labels_and_resume_from_cache(labelled, tmp_path):
     cfg, _ = labelled
     shards = sorted((cfg.out / "cache").glob("shard-*.npz"))
@@ -70,6 +73,7 @@ def test_same_seed_same_labels_and_resume_from_cache(labelled, tmp_path):
     assert [p.stat().st_mtime_ns for p in shards] == stamps
 
 
+@pytest.mark.heavy
 def test_extra_copies_extend_a_finished_set_and_leave_the_rest_as_it_was(labelled, tmp_path):
     cfg, _ = labelled
     out = tmp_path / "extended"

@@ -23,6 +23,7 @@ def test_pauc_is_one_when_nothing_is_bought_and_lower_when_fnmr_falls():
     assert _pauc(0.1 * (1 - discard), discard) == pytest.approx(0.9)  # FNMR falls 20 % by 20 % discarded: mean 0.9
 
 
+@pytest.mark.heavy
 def test_evaluate_on_the_sample_faces_and_two_group_photos(tmp_path):
     from fiqa_edge.train.utility_eval import RESPONSE_KINDS, evaluate
     from fiqa_edge.train.utility_labels import make_pairs
@@ -36,7 +37,7 @@ def test_evaluate_on_the_sample_faces_and_two_group_photos(tmp_path):
     assert genuine == 60 and impostors == 500
     photos = tmp_path / "photos"
     photos.mkdir()
-    data = SAMPLES_DIR.parents[2] / "tests" / "data" / "photos"
+    data = SAMPLES_DIR.parents[2] / "benchmarks" / "data" / "photos"
     for name in ("Charles_Taylor_0004.jpg", "Li_Zhaoxing_0007.jpg"):
         shutil.copy(data / name, photos / name)
 

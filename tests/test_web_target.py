@@ -91,22 +91,21 @@ def test_the_page_refuses_images_over_the_python_pixel_limit():
 
 
 @pytest.fixture(scope="module")
-def web_bundles(tmp_path_factory):
-    """fp32 and int8 web bundles of the bundled model, validated in the browser on the default faces."""
+def web_bundles(default_bundles):
+    """The main job's fp32 and int8 web bundles of the bundled model, validated in the browser on held-out faces."""
     if browser_unavailable():
         pytest.skip(f"web: {browser_unavailable()}")
-    out = tmp_path_factory.mktemp("web")
-    results = convert(load_model(default_model_path("checkpoint")), ["web"], out=out, precisions=["fp32", "int8"])
-    return {r.precision: r for r in results}
+    return {p: default_bundles[f"web-{p}"] for p in ("fp32", "int8")}
 
 
+@pytest.mark.heavy
 @needs_browser
 def test_web_bundles_pass_their_bounds_in_the_browser(web_bundles):
     for precision, r in web_bundles.items():
         assert r.error is None, r.error
         figure = Manifest.load(r.bundle).figures["parity_vs_torch_fp32"]
         assert figure["browser"] == "headless Chromium" and figure["backend"] == "wasm", figure
-        assert figure["images"] == 20 and figure["faces"]["also_in_calibration"] == 0
+        assert figure["images"] == 26 and figure["faces"]["also_in_calibration"] == 0
         assert figure["srcc"] >= BOUNDS[precision].srcc
     assert web_bundles["fp32"].parity["max_abs"] <= 1e-4  # the page's decoding and resize match Pillow's
     assert web_bundles["int8"].parity["plcc"] >= 0.995
@@ -125,6 +124,7 @@ def _face_tensors_in_page(bundle: Path, images: list[Path], tmp_path: Path) -> l
         return [np.asarray(browser.call("tensor", url=u), dtype=np.float32) for u in urls]
 
 
+@pytest.mark.heavy
 @needs_browser
 def test_page_decodes_and_preprocesses_as_python_does(web_bundles, odd_images, tmp_path):
     """The browser's own decoding, EXIF orientation included, then preprocess.js: Python's tensor exactly."""
@@ -138,7 +138,7 @@ def test_page_decodes_and_preprocesses_as_python_does(web_bundles, odd_images, t
 
 
 def _http_server(folder: Path):
-    """``python -m http.server`` in ``folder``, as the README says to open a bundle; (process, URL)."""
+    """``python -m http.server`` in ``folder``, as docs/integration.md says to open a bundle; (process, URL)."""
     proc = subprocess.Popen([sys.executable, "-m", "http.server", "0", "--bind", "127.0.0.1"], cwd=folder,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert proc.stdout is not None
@@ -146,6 +146,7 @@ def _http_server(folder: Path):
     return proc, f"http://127.0.0.1:{port}"
 
 
+@pytest.mark.heavy
 @needs_browser
 def test_demo_page_scores_photos_and_names_bad_files(web_bundles, bad_files, tmp_path):
     bundle = web_bundles["fp32"].bundle
@@ -180,6 +181,7 @@ def test_demo_page_scores_photos_and_names_bad_files(web_bundles, bad_files, tmp
         assert shot.width == 1000 and shot.height > 2500
 
 
+@pytest.mark.heavy
 @needs_browser
 def test_web_bundle_model_scores_natively_too(web_bundles, faces):
     bundle = web_bundles["fp32"].bundle
@@ -204,6 +206,7 @@ def test_without_a_browser_the_bundle_is_built_and_says_it_was_not_validated(mon
     assert "parity_vs_torch_fp32" not in manifest.figures
 
 
+@pytest.mark.heavy
 @needs_browser
 def test_bench_has_a_browser_row_beside_the_native_ones(web_bundles):
     from fiqa_edge.assets import DEFAULT_BUNDLE
@@ -226,6 +229,7 @@ def test_bench_has_a_browser_row_beside_the_native_ones(web_bundles):
     assert time.perf_counter() - t0 < 120
 
 
+@pytest.mark.heavy
 @needs_browser
 def test_serve_command_makes_the_page_cross_origin_isolated(web_bundles):
     server = subprocess.Popen([sys.executable, "-m", "fiqa_edge", "serve", str(web_bundles["int8"].bundle), "--port", "0"],
@@ -243,6 +247,7 @@ def test_serve_command_makes_the_page_cross_origin_isolated(web_bundles):
     assert threads >= min(2, os.cpu_count() or 1)  # the page's default: up to 4 where isolated
 
 
+@pytest.mark.heavy
 @needs_browser
 def test_demo_page_names_a_broken_bundle(web_bundles, tmp_path):
     from fiqa_edge.converters.browser import StaticServer
@@ -262,6 +267,7 @@ def test_demo_page_names_a_broken_bundle(web_bundles, tmp_path):
     assert missing["state"] == "failed" and missing["error"].endswith("/model.onnx: HTTP 404")
 
 
+@pytest.mark.heavy
 @needs_browser
 def test_a_face_the_page_cannot_score_is_named(web_bundles, bad_files, faces, tmp_path):
     from fiqa_edge.errors import FiqaError

@@ -99,6 +99,7 @@ def convert(legacy_model: str | None, model: str | None, arch: str | None, targe
     from ..converters.convert import convert as run_convert
     from ..converters.targets import TARGETS
     from ..converters.validate import BOUNDS
+    from ..errors import ParityError
     from ..zoo import load_model
 
     models = take_models((model,) if model else (), legacy_model)
@@ -141,7 +142,7 @@ def convert(legacy_model: str | None, model: str | None, arch: str | None, targe
             figures = f"{p['max_abs']:>10.1e}{p['srcc']:>9.5f}" if p else f"{'-':>10}{'-':>9}"
             click.echo(f"{r.target:<12}{r.precision:<11}{'ok':<8}{r.size_mb:>7.2f}{r.seconds:>7.1f}{figures}  {r.bundle}"
                        + (f" ({r.note})" if r.note else ""))
-    if any(r.error and "parity outside its bound" in r.error for r in results):
+    if any(isinstance(r.failure, ParityError) for r in results):
         click.echo("an artifact missed its parity bound: --max-abs, --min-srcc and --min-plcc widen the bounds", err=True)
     if any(r.error for r in results):
         sys.exit(1)
