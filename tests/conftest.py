@@ -102,10 +102,12 @@ def official_student(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def default_bundles(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def default_bundles(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The bundled model converted once, as the main job does, to every target this machine builds and runs
     (default options and calibration faces; validated on :data:`HELD_OUT`): ConvertResults by
     ``<target>-<precision>``. The parity, bundle, mobile and web tests of the heavy tier share it."""
+    if not request.config.getoption("--heavy"):
+        pytest.fail("default_bundles takes minutes to build: mark the test that asks for it @pytest.mark.heavy")
     from fiqa_edge.assets import DEFAULT_MODEL
     from fiqa_edge.converters.convert import convert
     from fiqa_edge.converters.targets import TARGETS

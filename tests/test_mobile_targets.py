@@ -187,6 +187,7 @@ def test_litert_int8_modes_need_no_calibration(default_bundles, faces, tmp_path)
         assert result.size_mb < 0.5 * fp32_mb
 
 
+@pytest.mark.heavy
 def test_executorch_threads_size_the_runtime_threadpool(executorch_fp32, faces):
     from executorch.extension.pybindings import portable_lib
 
