@@ -72,7 +72,12 @@ def json_option(help: str = "Write the JSON report to PATH ('-' or no PATH: stdo
     return click.option("--json", "json_out", metavar="PATH", is_flag=False, flag_value="-", default=None, help=help)
 
 
+#: how a list option of numbers names what a bad item is not
+_NUMBERS: dict[Callable, str] = {int: "a whole number", float: "a number"}
+
+
 def _split(kind: Callable[[str], Any]) -> Callable:
+    """The callback of :func:`list_option`: every value split at commas, each item parsed by ``kind``."""
     def callback(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[Any, ...]:
         parsed = []
         for item in (v.strip() for value in values for v in value.split(",")):
@@ -85,9 +90,6 @@ def _split(kind: Callable[[str], Any]) -> Callable:
                 raise click.BadParameter(msg, ctx=ctx, param=param) from None
         return tuple(parsed)
     return callback
-
-
-_NUMBERS: dict[Callable, str] = {int: "a whole number", float: "a number"}
 
 
 def list_option(*decls: str, kind: Callable[[str], Any] = str, default: Sequence[str] = (), **kwargs: Any) -> Callable:
