@@ -116,6 +116,15 @@ def _snippet(language: str) -> str:
     return blocks[0]
 
 
+def test_the_swift_snippet_uses_the_coreml_packages_names():
+    from fiqa_edge.backends.coreml_backend import INPUT, OUTPUT
+
+    swift = _snippet("swift")
+    assert f'["{INPUT}": MLFeatureValue(pixelBuffer:' in swift and f'featureValue(for: "{OUTPUT}")' in swift
+    n = Manifest.load(DEFAULT_BUNDLE).preprocessing.input_size
+    assert f"centre-cropped to {n}x{n}" in swift
+
+
 @needs_litert
 def test_the_kotlin_snippet_uses_the_litert_bundles_names():
     from ai_edge_litert.interpreter import Interpreter
