@@ -28,7 +28,8 @@ from .detect.blazeface import box_iou
 if TYPE_CHECKING:
     from .faces import FaceScorer
 
-__all__ = ["TRACK_IOU", "VIDEO_SUFFIXES", "VideoFace", "VideoReport", "best_faces", "is_video", "sampled_frames"]
+__all__ = ["TRACK_IOU", "VIDEO_SUFFIXES", "VideoFace", "VideoReport", "best_faces", "is_video", "mp4_index_missing",
+           "sampled_frames"]
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts"})
 #: a face continues a track when its box overlaps the track's last box at least this much
@@ -77,12 +78,14 @@ def sampled_frames(path: str | os.PathLike[str], fps: float | None = None) -> It
     av = require("av", "video", extra="detect")
     step = 1.0 / fps if fps else 0.0
     due = 0.0
+    decoded = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 msg = f"{path}: no video stream"
                 raise VideoError(msg)
             for index, frame in enumerate(container.decode(video=0)):
+                decoded += 1
                 seconds = float(frame.time) if frame.time is not None else index * step
                 if seconds + 1e-6 < due:
                     continue
@@ -91,8 +94,33 @@ def sampled_frames(path: str | os.PathLike[str], fps: float | None = None) -> It
     except VideoError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        msg = f"{path}: cannot decode the video further ({' '.join(str(exc).split())[:200]})"
+        if not decoded and mp4_index_missing(path):
+            msg = (f"{path}: the MP4 container's index (its moov box) is missing, so no frame can be found: the file "
+                   "was cut short or never finished writing (a file written with +faststart keeps its index first)")
+        else:
+            msg = f"{path}: cannot decode the video further ({' '.join(str(exc).split())[:200]})"
         raise VideoError(msg) from exc
+
+
+def mp4_index_missing(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an MP4/QuickTime file (its first box is ``ftyp``) whose top-level boxes hold no ``moov``."""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            position, kinds = 0, []
+            while position + 8 <= size:
+                f.seek(position)
+                head = f.read(16)
+                length, kind = int.from_bytes(head[:4], "big"), head[4:8]
+                if length == 1 and len(head) == 16:  # a 64-bit size follows the type
+                    length = int.from_bytes(head[8:16], "big")
+                kinds.append(kind)
+                if length < 8:  # 0: the box runs to the end of the file; below 8: not a box
+                    break
+                position += length
+    except OSError:
+        return False
+    return bool(kinds) and kinds[0] == b"ftyp" and b"moov" not in kinds
 
 
 def best_faces(scorer: FaceScorer, path: str | os.PathLike[str], *, best: int = 3, fps: float | None = 5.0) -> VideoReport:

@@ -231,6 +231,24 @@ def test_damaged_video_keeps_the_frames_before_the_damage(tmp_path):
     assert result.output.count("error:") == 2
 
 
+def test_an_mp4_cut_before_its_index_is_named_so_and_fails_the_run(tmp_path):
+    """Without +faststart the index (moov box) is written last: a file cut in half has frames and no index."""
+    pytest.importorskip("av", reason="video needs pip install 'fiqa-edge[detect]'")
+    from fiqa_edge.video import mp4_index_missing
+
+    whole = tmp_path / "whole.mp4"
+    _clip(whole, frames=12, sharp_every=4)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    assert not mp4_index_missing(whole) and mp4_index_missing(cut)
+    assert not mp4_index_missing(PHOTOS / "Li_Zhaoxing_0007.jpg")  # not an MP4 at all
+    result = CliRunner().invoke(main, ["score", str(cut), "--detect", "--csv", str(tmp_path / "rows.csv"), "-q"])
+    assert result.exit_code == 1
+    (row,) = csv.DictReader((tmp_path / "rows.csv").open())
+    assert row["face"] == "-1" and "index (its moov box) is missing" in row["error"] and row["error"].startswith(str(cut))
+    assert result.output.count("error:") == 1
+
+
 def test_a_recorded_framing_travels_from_checkpoint_to_bundle_to_crops(tmp_path, faces):
     """save_checkpoint(framing=) → load_model → convert's manifest → the scorer's crops; none recorded: LFW's."""
     import torch
