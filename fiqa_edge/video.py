@@ -4,8 +4,10 @@ Frames are decoded one at a time and sampled every ``1 / fps`` seconds of the
 video's own clock; each sampled frame's faces are detected, aligned and scored
 (:meth:`fiqa_edge.faces.FaceScorer.score`). A face continues the track (a person)
 whose last box it overlaps most (IoU >= 0.3, each track once per frame), else
-it starts a new one. Only each track's ``best`` faces so far are kept, so
-memory stays bounded whatever the length. A damaged or truncated video keeps
+it starts a new one. A track is a person only when it holds a face in at least
+:data:`MIN_TRACK_FRAMES` sampled frames (or in every frame of a shorter video):
+a detection that shows up once is dropped. Only each track's ``best`` faces so
+far are kept, so memory stays bounded whatever the length. A damaged or truncated video keeps
 what was decoded before the damage, with the error naming the file.
 """
 
@@ -28,12 +30,14 @@ from .detect.blazeface import box_iou
 if TYPE_CHECKING:
     from .faces import FaceScorer
 
-__all__ = ["TRACK_IOU", "VIDEO_SUFFIXES", "VideoFace", "VideoReport", "best_faces", "is_video", "mp4_index_missing",
-           "sampled_frames"]
+__all__ = ["MIN_TRACK_FRAMES", "TRACK_IOU", "VIDEO_SUFFIXES", "VideoFace", "VideoReport", "best_faces", "is_video",
+           "mp4_index_missing", "sampled_frames"]
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".ts"})
 #: a face continues a track when its box overlaps the track's last box at least this much
 TRACK_IOU = 0.3
+#: sampled frames a track needs a face in to be reported (fewer when the video has fewer frames)
+MIN_TRACK_FRAMES = 2
 
 
 def is_video(path: str | os.PathLike[str]) -> bool:
@@ -130,6 +134,7 @@ def best_faces(scorer: FaceScorer, path: str | os.PathLike[str], *, best: int = 
         raise ValueError(msg)
     last_box: list[np.ndarray] = []
     kept: list[list[tuple[float, int, VideoFace]]] = []  # per track, a min-heap of its best faces
+    hits: list[int] = []  # per track, the sampled frames it has a face in
     order = itertools.count()
     frames, error = 0, None
     try:
@@ -144,8 +149,10 @@ def best_faces(scorer: FaceScorer, path: str | os.PathLike[str], *, best: int = 
                 if track == len(last_box):
                     last_box.append(box)
                     kept.append([])
+                    hits.append(0)
                 last_box[track] = box
                 taken.add(track)
+                hits[track] += 1
                 item = VideoFace(str(path), track, 0, index, seconds, face.box, face.confidence, face.score, face.crop)
                 entry: tuple[float, int, VideoFace] = (face.score, -next(order), item)  # ties: the earlier frame stays
                 if len(kept[track]) < best:
@@ -154,6 +161,7 @@ def best_faces(scorer: FaceScorer, path: str | os.PathLike[str], *, best: int = 
                     heapq.heappushpop(kept[track], entry)
     except VideoError as exc:
         error = str(exc)
-    faces = [replace(item, rank=rank)
-             for heap in kept for rank, (_, _, item) in enumerate(sorted(heap, reverse=True))]
+    people = [heap for heap, n in zip(kept, hits) if n >= min(MIN_TRACK_FRAMES, frames)]
+    faces = [replace(item, track=person, rank=rank)  # people numbered in order of appearance
+             for person, heap in enumerate(people) for rank, (_, _, item) in enumerate(sorted(heap, reverse=True))]
     return VideoReport(str(path), faces, frames, error)

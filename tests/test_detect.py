@@ -231,6 +231,43 @@ def test_damaged_video_keeps_the_frames_before_the_damage(tmp_path):
     assert result.output.count("error:") == 2
 
 
+def _scene_clip(path: Path, frames: int, visitor_at: int | None) -> None:
+    """One sample portrait in every frame; a second person's portrait in frame ``visitor_at`` only."""
+    import av
+
+    host, visitor = (Image.open(p).convert("RGB").resize((180, 180)) for p in (PORTRAITS[0], PORTRAITS[4]))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 480, 240, "yuv420p"
+        stream.options = {"tune": "zerolatency"}
+        for i in range(frames):
+            frame = Image.new("RGB", (480, 240), (105, 108, 100))
+            frame.paste(host, (30, 30))
+            if i == visitor_at:
+                frame.paste(visitor, (270, 30))
+            for packet in stream.encode(av.VideoFrame.from_image(frame)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def test_a_face_seen_in_one_sampled_frame_is_not_a_person(tmp_path):
+    pytest.importorskip("av", reason="video needs pip install 'fiqa-edge[detect]'")
+    from fiqa_edge.video import MIN_TRACK_FRAMES, best_faces, sampled_frames
+
+    faces = FaceScorer(QualityScorer.load(DEFAULT_BUNDLE))
+    clip = tmp_path / "visit.mp4"
+    _scene_clip(clip, frames=12, visitor_at=6)
+    visited = next(image for i, _, image in sampled_frames(clip) if i == 6)
+    assert len([f for f in faces.score(visited) if f.box[0] > 240]) == 1  # the visitor is found in its one frame
+    report = best_faces(faces, clip, best=2, fps=12)
+    assert report.frames == 12 and MIN_TRACK_FRAMES > 1
+    assert {f.track for f in report.faces} == {0} and all(f.box[0] < 240 for f in report.faces)  # the host only
+    single = tmp_path / "single.mp4"
+    _scene_clip(single, frames=1, visitor_at=0)  # a one-frame video: every face it shows is kept
+    assert len({f.track for f in best_faces(faces, single, fps=12).faces}) == 2
+
+
 def test_an_mp4_cut_before_its_index_is_named_so_and_fails_the_run(tmp_path):
     """Without +faststart the index (moov box) is written last: a file cut in half has frames and no index."""
     pytest.importorskip("av", reason="video needs pip install 'fiqa-edge[detect]'")

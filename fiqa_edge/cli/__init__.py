@@ -22,6 +22,7 @@ from .._output import configure_logging
 from ..backends import BACKENDS
 from ..errors import FiqaError
 from ..imaging import DEFAULT_MAX_PIXELS
+from ..video import MIN_TRACK_FRAMES
 from ._options import json_option, legacy_argument, model_option, take_models
 
 BACKEND_NAMES = list(BACKENDS)
@@ -82,7 +83,9 @@ def main(verbose: bool) -> None:
               help="With --detect: write each aligned crop the model scored to this folder (NNNN-<photo>.face<K>.png; "
                    "for a video its best faces, NNNN-<video>.face<track>.rank<R>.png; NNNN the file's place in the run).")
 @click.option("--best", type=click.IntRange(min=1), default=3, show_default=True,
-              help="Videos (with --detect): the best N faces of each person (track) in each video.")
+              help="Videos (with --detect): the best N faces of each person in each video. A person is a track of "
+                   f"boxes overlapping from one sampled frame to the next, seen in at least {MIN_TRACK_FRAMES} sampled "
+                   "frames (a face found in fewer is dropped).")
 @click.option("--fps", type=click.FloatRange(min=0, min_open=True), default=5.0, show_default=True,
               help="Videos: frames scored per second of video.")
 @click.option("--min-quality", help="Accept faces at or above this: a score (0.62), a percentile among the model's "
