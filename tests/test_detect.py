@@ -155,6 +155,9 @@ def test_score_detect_rows_crops_and_exit_status(tmp_path):
     assert all(float(r["score"]) > 0 and float(r["x1"]) > float(r["x0"]) for r in rows if r["face"] != "-1")
     report = json.loads(out.read_text())
     assert report["faces"] == 6 and report["failed"] == 2 and report["files"] == 4 and report["framing"]["size"] == 250
+    detection = report["detection"]  # enough to reproduce the run's faces: models, thresholds, suppression, limits
+    assert detection["detector"] == "both" and set(detection["models"]) == {"short", "full"}
+    assert detection["models"]["short"]["min_confidence"] == 0.5 and detection["nms_iou"] == 0.3
     assert sorted(p.name for p in crops.iterdir()) == [
         *(f"0001-Li_Zhaoxing_0007.face{k}.png" for k in range(3)),
         *(f"0004-Denis_Fassou-Nguesso_0001.face{k}.png" for k in range(3))]

@@ -85,7 +85,7 @@ def score_faces(scorer: FaceScorer, paths: list[Path], model: Path, *, workers: 
     backend, finder = scorer.scorer.backend, scorer.finder
     if json_out:
         report = {"model": str(model), "backend": backend.name, "arch": backend.arch,
-                  "detector": finder.detector, "framing": finder.framing.to_dict(), "files": len(paths),
+                  "detector": finder.detector, "detection": finder.settings(), "framing": finder.framing.to_dict(), "files": len(paths),
                   "faces": faces, "failed": len(failed), "results": rows}
         _write_output(json_out, json.dumps(report, indent=2) + "\n")
     click.echo(f"scored {faces} faces in {len(paths) - len(failed)} of {len(paths)} files with {backend.name}",

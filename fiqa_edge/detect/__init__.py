@@ -14,7 +14,7 @@ import threading
 from PIL import Image
 
 from ..framing import LFW_FRAMING, Framing, align_face
-from .blazeface import DETECTORS, BlazeFace, Face, merge
+from .blazeface import DETECTORS, NMS_IOU, BlazeFace, Face, merge
 
 __all__ = ["DETECTORS", "FINDERS", "LFW_FRAMING", "BlazeFace", "Face", "FaceFinder", "Framing", "align_face"]
 
@@ -59,6 +59,15 @@ class FaceFinder:
         if name not in models:
             models[name] = BlazeFace(name, min_confidence=self.min_confidence, threads=1)
         return models[name]
+
+    def settings(self) -> dict:
+        """What decides which faces are kept, as a JSON-able record (a run's output carries it to be reproduced)."""
+        names = list(DETECTORS) if self.detector == "both" else [self.detector]
+        return {"detector": self.detector,
+                "models": {n: {"file": DETECTORS[n].file, "input": DETECTORS[n].size,
+                               "min_confidence": DETECTORS[n].min_score if self.min_confidence is None else self.min_confidence}
+                           for n in names},
+                "tiles": True, "nms_iou": NMS_IOU, "max_faces": self.max_faces, "min_face": self.min_face}
 
     def __call__(self, image: Image.Image) -> list[tuple[Face, Image.Image]]:
         """Each face kept and its aligned crop."""
