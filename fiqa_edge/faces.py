@@ -18,14 +18,12 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-import numpy as np
 from PIL import Image
 
 from ._pool import decode_pool
 from .detect import Face, FaceFinder
 from .errors import ImageError
 from .framing import LFW_FRAMING
-from .preprocess import preprocess
 from .scorer import ImageInput, QualityScorer
 
 __all__ = ["NO_FACE", "FaceScore", "FaceScorer"]
@@ -107,8 +105,7 @@ class FaceScorer:
         return self.finder(self.scorer.decode(image))
 
     def _scored(self, name: str, found: list[tuple[Face, Image.Image]]) -> list[FaceScore]:
-        spec = self.scorer.spec
-        scores = self.scorer.backend.predict(np.stack([preprocess(crop, spec) for _, crop in found]))
+        scores = self.scorer.score_batch([crop for _, crop in found])
         return [FaceScore(name, i, face.box, face.confidence, float(score), None, crop, *self.scorer.place(float(score)))
                 for i, ((face, crop), score) in enumerate(zip(found, scores))]
 

@@ -29,9 +29,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Keep the tier asked for: the fast one by default, the tests marked heavy with --heavy."""
     heavy = config.getoption("--heavy")
-    keep = [item for item in items if (item.get_closest_marker("heavy") is not None) == heavy]
-    if len(keep) < len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    keep, drop = [], []
+    for item in items:
+        (keep if (item.get_closest_marker("heavy") is not None) == heavy else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
         items[:] = keep
 
 

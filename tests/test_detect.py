@@ -171,26 +171,38 @@ def test_detect_options_without_detect_are_refused():
     assert result.exit_code == 2 and "need --detect" in result.output
 
 
-def _clip(path: Path, frames: int, sharp_every: int, fmt_options: dict[str, str] | None = None) -> None:
-    """Two sample portraits side by side, moving a little; all but every ``sharp_every``-th frame blurred.
-    H.264 without frame reordering or look-ahead, so that a cut file still decodes up to the cut."""
+def _encode(path: Path, frames: list[Image.Image], fmt_options: dict[str, str] | None = None) -> None:
+    """480×240 frames as H.264 at 12 frames/s, without frame reordering or look-ahead, so that a cut file still
+    decodes up to the cut."""
     import av
-    from PIL import ImageFilter
 
-    people = [Image.open(p).convert("RGB").resize((180, 180)) for p in (PORTRAITS[0], PORTRAITS[4])]
     with av.open(str(path), "w", options=fmt_options or {}) as container:
         stream = container.add_stream("libx264", rate=12)
         stream.width, stream.height, stream.pix_fmt = 480, 240, "yuv420p"
         stream.options = {"tune": "zerolatency"}
-        for i in range(frames):
-            frame = Image.new("RGB", (480, 240), (105, 108, 100))
-            for k, person in enumerate(people):
-                face = person if i % sharp_every == 0 else person.filter(ImageFilter.GaussianBlur(3))
-                frame.paste(face, (30 + 240 * k + i % 4, 30))
+        for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_image(frame)):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def _portraits() -> list[Image.Image]:
+    return [Image.open(p).convert("RGB").resize((180, 180)) for p in (PORTRAITS[0], PORTRAITS[4])]
+
+
+def _clip(path: Path, frames: int, sharp_every: int, fmt_options: dict[str, str] | None = None) -> None:
+    """Two sample portraits side by side, moving a little; all but every ``sharp_every``-th frame blurred."""
+    from PIL import ImageFilter
+
+    people, images = _portraits(), []
+    for i in range(frames):
+        frame = Image.new("RGB", (480, 240), (105, 108, 100))
+        for k, person in enumerate(people):
+            face = person if i % sharp_every == 0 else person.filter(ImageFilter.GaussianBlur(3))
+            frame.paste(face, (30 + 240 * k + i % 4, 30))
+        images.append(frame)
+    _encode(path, images, fmt_options)
 
 
 def test_video_best_frames_per_person_are_never_blurred(tmp_path):
@@ -236,22 +248,15 @@ def test_damaged_video_keeps_the_frames_before_the_damage(tmp_path):
 
 def _scene_clip(path: Path, frames: int, visitor_at: int | None) -> None:
     """One sample portrait in every frame; a second person's portrait in frame ``visitor_at`` only."""
-    import av
-
-    host, visitor = (Image.open(p).convert("RGB").resize((180, 180)) for p in (PORTRAITS[0], PORTRAITS[4]))
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=12)
-        stream.width, stream.height, stream.pix_fmt = 480, 240, "yuv420p"
-        stream.options = {"tune": "zerolatency"}
-        for i in range(frames):
-            frame = Image.new("RGB", (480, 240), (105, 108, 100))
-            frame.paste(host, (30, 30))
-            if i == visitor_at:
-                frame.paste(visitor, (270, 30))
-            for packet in stream.encode(av.VideoFrame.from_image(frame)):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    host, visitor = _portraits()
+    images = []
+    for i in range(frames):
+        frame = Image.new("RGB", (480, 240), (105, 108, 100))
+        frame.paste(host, (30, 30))
+        if i == visitor_at:
+            frame.paste(visitor, (270, 30))
+        images.append(frame)
+    _encode(path, images)
 
 
 def test_a_face_seen_in_one_sampled_frame_is_not_a_person(tmp_path):

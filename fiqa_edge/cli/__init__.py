@@ -23,7 +23,7 @@ from ..backends import BACKENDS
 from ..errors import FiqaError
 from ..imaging import DEFAULT_MAX_PIXELS
 from ..video import MIN_TRACK_FRAMES
-from ._options import json_option, legacy_argument, model_option, take_models
+from ._options import json_option, legacy_argument, model_option, take_model
 
 BACKEND_NAMES = list(BACKENDS)
 
@@ -253,11 +253,7 @@ def info(legacy_model: str | None, model: str | None, arch: str | None, input_si
     from ..zoo import create_model, get_model_cfg, is_model, load_model
     from ..zoo.cost import model_cost
 
-    models = take_models((model,) if model else (), legacy_model)
-    if len(models) > 1:
-        msg = "info takes one model"
-        raise click.UsageError(msg)
-    model = models[0] if models else "demo"
+    model = take_model(model, legacy_model) or "demo"
     if Path(model).exists() or not is_model(model):
         loaded = load_model(model, arch=arch, input_size=input_size)
         net, name, size, sha = loaded.model, loaded.arch, loaded.input_size, loaded.sha256

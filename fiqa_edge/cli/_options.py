@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-__all__ = ["RenamingCommand", "deprecated", "json_option", "legacy_argument", "list_option", "model_option", "take_models"]
+__all__ = ["RenamingCommand", "deprecated", "json_option", "legacy_argument", "list_option", "model_option", "take_model",
+           "take_models"]
 
 
 def deprecated(old: str, new: str) -> None:
@@ -60,6 +61,14 @@ def take_models(given: Sequence[str], legacy: Sequence[str] | str | None, what: 
     if old:
         deprecated(f"{what} as a positional argument", "--model " + " --model ".join(old))
     return tuple(given) + old
+
+
+def take_model(given: str | None, legacy: str | None) -> str | None:
+    """The one ``--model``, or the old positional one with a deprecation line (both given: a usage error)."""
+    if given is not None and legacy is not None:
+        msg = f"give one model: --model {given} or MODEL {legacy}, not both"
+        raise click.UsageError(msg)
+    return take_models((), legacy)[0] if legacy is not None else given
 
 
 def model_option(help: str, *, multiple: bool = False) -> Callable:

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from ..operating_points import FMRS
-from ._options import legacy_argument, list_option, model_option, take_models
+from ._options import legacy_argument, list_option, model_option, take_model
 
 if TYPE_CHECKING:
     from ..score_scale import ScoreScale
@@ -69,11 +69,11 @@ def calibrate(legacy_model: str | None, model: str | None, images: Path, root: P
     from ..score_scale import ScoreScale
     from ..scorer import QualityScorer
 
-    models = take_models((model,) if model else (), legacy_model)
-    if len(models) != 1:
-        msg = "calibrate takes one model: --model PATH"
+    given = take_model(model, legacy_model)
+    if given is None:
+        msg = "calibrate needs the model to record the scale in: --model PATH"
         raise click.UsageError(msg)
-    path = Path(models[0])
+    path = Path(given)
     if not path.exists():
         msg = f"{path}: no such checkpoint or bundle"
         raise click.BadParameter(msg, param_hint="--model")

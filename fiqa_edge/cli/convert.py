@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ._options import RenamingCommand, legacy_argument, list_option, model_option, take_models
+from ._options import RenamingCommand, legacy_argument, list_option, model_option, take_model
 
 #: old flag → new flag (kept for one release)
 RENAMED = {"--ov-max-drop": "--openvino-max-drop", "--dynamic-hw": "--onnx-dynamic-hw"}
@@ -102,10 +102,7 @@ def convert(legacy_model: str | None, model: str | None, arch: str | None, targe
     from ..errors import ParityError
     from ..zoo import load_model
 
-    models = take_models((model,) if model else (), legacy_model)
-    if len(models) > 1:
-        msg = "convert takes one model"
-        raise click.UsageError(msg)
+    model = take_model(model, legacy_model)
     every = "all" in targets
     wanted = list(TARGETS) if every else list(dict.fromkeys(targets))
     unknown = [t for t in wanted if t not in TARGETS]
@@ -129,7 +126,7 @@ def convert(legacy_model: str | None, model: str | None, arch: str | None, targe
                          plcc=min_plcc if (min_plcc is not None and b.plcc is not None) else b.plcc,
                          max_abs=max_abs if (max_abs is not None and b.max_abs is not None) else b.max_abs)
               for k, b in BOUNDS.items()}
-    loaded = load_model(models[0] if models else default_model_path(), arch=arch)
+    loaded = load_model(model or default_model_path(), arch=arch)
     results = run_convert(loaded, wanted, out=out, precisions=precs, calibration=_faces(calib, root) if calib else None,
                           validation=_faces(validate, root) if validate else None, bounds=bounds,
                           options=_options_from(target_options), progress=not quiet)
