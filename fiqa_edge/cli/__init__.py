@@ -76,6 +76,10 @@ def main(verbose: bool) -> None:
 @click.option("--detector", type=click.Choice(["both", "full", "short"]), default="both", show_default=True,
               help="With --detect: BlazeFace 'full' range (small and distant faces), 'short' range (faces near the "
                    "camera), or both merged (the best recall, about 1.6x full's time).")
+@click.option("--min-confidence", type=click.FloatRange(0, 1),
+              help="With --detect: one detector threshold for every model and pass. Default: the calibrated ones "
+                   "(precision 0.99, recall 0.99 for faces of 32 px or more on photos from outside LFW; docs/faces.md). "
+                   "Lower finds more small, turned and covered faces, and more things that are not faces.")
 @click.option("--max-faces", type=click.IntRange(min=1), help="With --detect: at most N faces per photo, the most confident.")
 @click.option("--min-face", type=click.FloatRange(min=0), default=0, show_default=True,
               help="With --detect: ignore faces whose box is narrower than PX pixels.")
@@ -111,6 +115,7 @@ def score(
     input_size: int | None,
     detect: bool,
     detector: str,
+    min_confidence: float | None,
     max_faces: int | None,
     min_face: float,
     save_crops: Path | None,
@@ -166,14 +171,15 @@ def score(
         from ..framing import LFW_FRAMING
         from .detect_rows import score_faces
 
-        finder = FaceFinder(detector, framing=scorer.framing or LFW_FRAMING, max_faces=max_faces, min_face=min_face)
+        finder = FaceFinder(detector, framing=scorer.framing or LFW_FRAMING, max_faces=max_faces, min_face=min_face,
+                            min_confidence=min_confidence)
         failed = score_faces(FaceScorer(scorer, finder), paths, model, workers=workers, best=best, fps=fps, csv_out=csv_out,
                              json_out=json_out, save_crops=save_crops, quiet=quiet)
         if failed:
             sys.exit(1)
         return
-    if save_crops or max_faces or min_face:
-        msg = "--save-crops, --max-faces and --min-face need --detect"
+    if save_crops or max_faces or min_face or min_confidence is not None:
+        msg = "--save-crops, --max-faces, --min-face and --min-confidence need --detect"
         raise click.UsageError(msg)
     if (accept_to or reject_to or move) and not min_quality:
         msg = "--accept-to, --reject-to and --move need --min-quality"

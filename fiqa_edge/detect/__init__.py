@@ -14,7 +14,7 @@ import threading
 from PIL import Image
 
 from ..framing import LFW_FRAMING, Framing, align_face
-from .blazeface import DETECTORS, NMS_IOU, BlazeFace, Face, merge
+from .blazeface import CONTAINED, DETECTORS, NMS_IOU, BlazeFace, Face, merge
 
 __all__ = ["DETECTORS", "FINDERS", "LFW_FRAMING", "BlazeFace", "Face", "FaceFinder", "Framing", "align_face"]
 
@@ -31,7 +31,8 @@ class FaceFinder:
         framing: where the crops put the eyes (default: the bundled model's LFW framing).
         max_faces: keep at most this many faces per image, the most confident.
         min_face: drop faces whose box is narrower than this many pixels.
-        min_confidence: the detector's threshold (default: its own).
+        min_confidence: one threshold for every model and pass (default: each model's calibrated ones);
+            lower it to find more faces at the price of more false ones.
     """
 
     def __init__(self, detector: str = "both", *, framing: Framing = LFW_FRAMING, max_faces: int | None = None,
@@ -63,11 +64,13 @@ class FaceFinder:
     def settings(self) -> dict:
         """What decides which faces are kept, as a JSON-able record (a run's output carries it to be reproduced)."""
         names = list(DETECTORS) if self.detector == "both" else [self.detector]
-        return {"detector": self.detector,
-                "models": {n: {"file": DETECTORS[n].file, "input": DETECTORS[n].size,
-                               "min_confidence": DETECTORS[n].min_score if self.min_confidence is None else self.min_confidence}
-                           for n in names},
-                "tiles": True, "nms_iou": NMS_IOU, "max_faces": self.max_faces, "min_face": self.min_face}
+        models = {}
+        for n in names:
+            model = self._model(n)
+            models[n] = {"file": model.model.file, "input": model.model.size,
+                         "min_confidence": {"alone": model.alone, "agreed": model.agreed, "passes": ["whole", "tile"]}}
+        return {"detector": self.detector, "models": models, "tiles": True, "nms_iou": NMS_IOU, "contained": CONTAINED,
+                "max_faces": self.max_faces, "min_face": self.min_face}
 
     def __call__(self, image: Image.Image) -> list[tuple[Face, Image.Image]]:
         """Each face kept and its aligned crop."""
