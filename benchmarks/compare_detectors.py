@@ -49,7 +49,9 @@ def _detectors() -> dict[str, Callable[[Image.Image], Boxes] | str]:
     try:
         import cv2
 
-        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+        if not hasattr(cv2, "CascadeClassifier"):  # OpenCV 5 (which the labels extra installs) has no Haar cascades
+            raise ImportError
+        cascade = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")  # type: ignore[attr-defined]
         found["OpenCV Haar (frontal default)"] = lambda im: [
             (x, y, x + w, y + h) for x, y, w, h in cascade.detectMultiScale(
                 cv2.cvtColor(np.asarray(im), cv2.COLOR_RGB2GRAY), scaleFactor=1.1, minNeighbors=5, minSize=(20, 20))]

