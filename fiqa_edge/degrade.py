@@ -20,7 +20,7 @@ from PIL import Image, ImageFilter
 
 from fiqa_edge.imaging import load_image
 
-__all__ = ["DEGRADATIONS", "LABEL_KINDS", "Degradation", "apply", "open_image_ref", "parse_ref", "sample_degradation", "seeded_rng"]
+__all__ = ["CRISP_KINDS", "DEGRADATIONS", "LABEL_KINDS", "Degradation", "apply", "open_image_ref", "parse_ref", "sample_degradation", "seeded_rng"]
 
 _REF = re.compile(r"^(?P<path>.+)#(?P<kind>[a-z]+)=(?P<strength>-?\d+(?:\.\d+)?)$")
 
@@ -104,6 +104,23 @@ def _softjpeg(im: Image.Image, quality: float, rng: np.random.Generator) -> Imag
     return _jpeg(_soften(im, rng), quality, rng)
 
 
+def _sharpen(im: Image.Image, percent: float, _: np.random.Generator) -> Image.Image:
+    """A camera's or an app's sharpening: an unsharp mask of ``percent`` strength, radius 1.5 px."""
+    return im.filter(ImageFilter.UnsharpMask(radius=1.5, percent=int(round(percent)), threshold=2))
+
+
+def _upscale(im: Image.Image, factor: float, _: np.random.Generator) -> Image.Image:
+    """Up-scaled by ``factor`` (Lanczos) and back down with antialiasing: the resampling a frame goes through on
+    its way to a crop, which keeps the detail."""
+    big = (round(im.width * factor), round(im.height * factor))
+    return im.resize(big, Image.Resampling.LANCZOS).resize(im.size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _denoise(im: Image.Image, amount: float, _: np.random.Generator) -> Image.Image:
+    """A phone's noise reduction: the 3 x 3 median blended in by ``amount`` (0-1)."""
+    return Image.blend(im, im.filter(ImageFilter.MedianFilter(3)), amount)
+
+
 @dataclass(frozen=True)
 class Degradation:
     """One kind: how to apply it and the strength range sampled (weakest → strongest)."""
@@ -128,10 +145,17 @@ DEGRADATIONS: dict[str, Degradation] = {
         Degradation("lowlight", 0.5, 0.08, _lowlight),  # light gain before the camera brightens the image
         Degradation("softnoise", 6.0, 50.0, _softnoise),  # noise (sigma) on a softened face (seeded down-scale 2-4)
         Degradation("softjpeg", 40.0, 3.0, _softjpeg),  # JPEG quality of a softened face
+        # crisp copies: processing that leaves a face as recognisable, so that detail is not read as noise
+        Degradation("sharpen", 40.0, 200.0, _sharpen),  # unsharp-mask percent
+        Degradation("upscale", 1.5, 3.0, _upscale),  # up-scaling factor, then back down (antialiased)
+        Degradation("denoise", 0.3, 1.0, _denoise),  # share of a 3 x 3 median filter blended in
+        Degradation("hqjpeg", 95.0, 70.0, _jpeg),  # JPEG quality of a camera or an app
     )
 }
 #: The kinds ``label utility`` draws its copies from unless told otherwise (the v1 and v2 label sets' kinds).
 LABEL_KINDS = ("blur", "noise", "jpeg", "down", "dark", "bright", "occlude", "motion", "lowlight")
+#: Copies that keep a face's detail (``label utility --extra-kinds``): the recognisers label them like any copy.
+CRISP_KINDS = ("sharpen", "upscale", "denoise", "hqjpeg")
 
 
 def parse_ref(ref: str) -> tuple[str, str | None, float | None]:
