@@ -20,7 +20,8 @@ from PIL import Image, ImageFilter
 
 from fiqa_edge.imaging import load_image
 
-__all__ = ["CRISP_KINDS", "DEGRADATIONS", "LABEL_KINDS", "Degradation", "apply", "open_image_ref", "parse_ref", "sample_degradation", "seeded_rng"]
+__all__ = ["CRISP_KINDS", "DEGRADATIONS", "LABEL_KINDS", "Degradation", "apply", "open_image_ref", "parse_ref",
+           "sample_degradation", "seeded_rng"]
 
 _REF = re.compile(r"^(?P<path>.+)#(?P<kind>[a-z]+)=(?P<strength>-?\d+(?:\.\d+)?)$")
 
