@@ -21,6 +21,8 @@ from fiqa_edge.errors import FiqaError
 if TYPE_CHECKING:
     from fiqa_edge.framing import Framing
 
+    from .alignment import Photos
+
 __all__ = ["DataConfig", "ModelTrainConfig", "RecipeConfig", "load_config"]
 
 
@@ -94,6 +96,8 @@ class DataConfig:
     unlabelled_1: Path | None = None  # U1: folder or CSV of images (pseudo-labelled by the teacher)
     unlabelled_2: Path | None = None  # U2: pseudo-labelled by teacher+
     framing: str | None = None  # how the faces are framed (a name in fiqa_edge.framing.FRAMINGS), saved with the models
+    # a `label eyes` CSV: each photo cut to ``framing`` at its eyes, as `score --detect` cuts faces (needs ``framing``)
+    eyes: Path | None = None
     # times each labelled training image of a degradation kind is seen per epoch (e.g. {noise: 3}); others once
     repeat: dict[str, int] = field(default_factory=dict)
     # pseudo-label CSVs (``fiqa-edge pseudo-label``: path,raw_score,score) whose images join the training set
@@ -110,6 +114,17 @@ class DataConfig:
             if kind not in DEGRADATIONS or not isinstance(times, int) or times < 1:
                 msg = f"repeat: expected a degradation kind ({', '.join(DEGRADATIONS)}) and a whole number >= 1, got {kind}: {times}"
                 raise ValueError(msg)
+
+    def photos(self) -> Photos:
+        """Where the images come from and how they are cut (:class:`train.alignment.Photos`)."""
+        from .alignment import Photos, read_eyes
+
+        if self.eyes is None:
+            return Photos(self.root)
+        if self.framing_spec() is None:
+            msg = "data.eyes needs data.framing: the framing the faces are cut to"
+            raise ValueError(msg)
+        return Photos(self.root, read_eyes(self.eyes), self.framing_spec())
 
     def framing_spec(self) -> Framing | None:
         """The framing ``framing`` names, recorded with every model trained on these faces (None: unnamed)."""
@@ -161,7 +176,7 @@ def load_config(path: str | os.PathLike[str], overrides: dict[str, Any] | None =
         msg = f"{path}: missing section 'data'"
         raise FiqaError(msg)
     data = dict(raw.pop("data"))
-    for key in ("root", "labels", "val", "test", "unlabelled_1", "unlabelled_2"):
+    for key in ("root", "labels", "val", "test", "unlabelled_1", "unlabelled_2", "eyes"):
         if data.get(key) is not None:
             data[key] = (path.parent / str(data[key])).resolve()
     if "pseudo" in data:

@@ -17,13 +17,15 @@ from torch.utils.data import Dataset, Sampler, default_collate
 from torchvision.transforms import RandomCrop
 from torchvision.transforms import functional as TF
 
-from fiqa_edge.degrade import DEGRADATIONS, apply, open_image_ref, parse_ref, seeded_rng
+from fiqa_edge.degrade import DEGRADATIONS, apply, parse_ref, seeded_rng
 from fiqa_edge.errors import FiqaError, ImageError
 from fiqa_edge.image_lists import Item, read_image_list, read_labels
 from fiqa_edge.preprocess import PreprocessSpec
 
-__all__ = ["Item", "FaceDataset", "OrderPairs", "PhotoBatchSampler", "clean_flags", "collate_skip_bad",
-           "photo_ids", "read_image_list", "read_labels", "split_items"]
+from .alignment import Photos
+
+__all__ = ["FaceDataset", "Item", "OrderPairs", "PhotoBatchSampler", "Photos", "clean_flags", "collate_skip_bad",
+           "photo_ids", "photos_of", "read_image_list", "read_labels", "split_items"]
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,15 @@ def split_items(items: Sequence[Item], fraction: float, seed: int) -> tuple[list
     return [items[i] for i in order[n_val:]], [items[i] for i in order[:n_val]]
 
 
-def _open(item: Item, root: Path) -> Image.Image | None:
+def photos_of(root: str | os.PathLike[str] | Photos) -> Photos:
+    """``root`` as a :class:`Photos` (a folder: its images as stored)."""
+    return root if isinstance(root, Photos) else Photos(Path(root))
+
+
+def _open(item: Item, photos: Photos) -> Image.Image | None:
     """The item's image, or ``None`` (with a warning naming it) when it fails to decode."""
     try:
-        return open_image_ref(item.image, root)
+        return photos.open(item.image)
     except ImageError as exc:
         log.warning("%s; skipped", exc)
         return None
@@ -50,9 +57,9 @@ def _open(item: Item, root: Path) -> Image.Image | None:
 class FaceDataset(Dataset):
     """(image tensor, score, index) per item; ``None`` for an image that fails to decode."""
 
-    def __init__(self, items: Sequence[Item], root: str | os.PathLike[str], transform: Callable) -> None:
+    def __init__(self, items: Sequence[Item], root: str | os.PathLike[str] | Photos, transform: Callable) -> None:
         self.items = list(items)
-        self.root = Path(root)
+        self.photos = photos_of(root)
         self.transform = transform
 
     def __len__(self) -> int:
@@ -60,7 +67,7 @@ class FaceDataset(Dataset):
 
     def __getitem__(self, index: int):
         item = self.items[index]
-        image = _open(item, self.root)
+        image = _open(item, self.photos)
         if image is None:
             return None
         return self.transform(image), torch.tensor(item.score, dtype=torch.float32), index
@@ -75,9 +82,9 @@ class OrderPairs(Dataset):
     same pairs. ``None`` for an image that fails to decode.
     """
 
-    def __init__(self, items: Sequence[Item], root: str | os.PathLike[str], spec: PreprocessSpec, kinds: Sequence[str],
-                 seed: int) -> None:
-        self.items, self.root, self.spec, self.kinds, self.seed = list(items), Path(root), spec, list(kinds), seed
+    def __init__(self, items: Sequence[Item], root: str | os.PathLike[str] | Photos, spec: PreprocessSpec,
+                 kinds: Sequence[str], seed: int) -> None:
+        self.items, self.photos, self.spec, self.kinds, self.seed = list(items), photos_of(root), spec, list(kinds), seed
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -96,7 +103,7 @@ class OrderPairs(Dataset):
 
     def __getitem__(self, index: int):
         item = self.items[index]
-        image = _open(item, self.root)
+        image = _open(item, self.photos)
         if image is None:
             return None
         kind, weak, strong = self._draw(index)

@@ -33,7 +33,7 @@ from fiqa_edge.zoo import create_model, load_model
 from fiqa_edge.zoo.checkpoint import save_checkpoint
 
 from .config import ModelTrainConfig
-from .data import FaceDataset, Item, OrderPairs, PhotoBatchSampler, clean_flags, collate_skip_bad, photo_ids
+from .data import FaceDataset, Item, OrderPairs, PhotoBatchSampler, Photos, clean_flags, collate_skip_bad, photo_ids
 from .distributed import Dist
 from .losses import clean_pairs_loss, order_loss, quality_loss, within_photo_loss
 from .transforms import eval_transform, train_transform
@@ -61,7 +61,7 @@ def _autocast(dev: torch.device, amp: bool):
 def predict(
     model: torch.nn.Module,
     items: Sequence[Item],
-    root: Path,
+    root: Path | Photos,
     spec: PreprocessSpec,
     dist: Dist,
     *,
@@ -123,7 +123,7 @@ def fit(
     cfg: ModelTrainConfig,
     train_items: Sequence[Item],
     val_items: Sequence[Item],
-    root: Path,
+    root: Path | Photos,
     out: Path,
     *,
     seed: int,

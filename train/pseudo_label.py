@@ -22,7 +22,7 @@ from fiqa_edge.errors import FiqaError
 from fiqa_edge.metrics import fit_logistic, quality_metrics
 from fiqa_edge.zoo import LoadedModel
 
-from .data import Item
+from .data import Item, Photos
 from .distributed import Dist
 from .engine import predict
 
@@ -33,7 +33,7 @@ def pseudo_label(
     loaded: LoadedModel,
     images: Sequence[Item],
     fit_on: Sequence[Item],
-    root: Path,
+    root: Path | Photos,
     out_csv: Path,
     dist: Dist,
     *,

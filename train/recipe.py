@@ -22,7 +22,7 @@ from fiqa_edge.metrics import quality_metrics
 from fiqa_edge.zoo import load_model
 
 from .config import ModelTrainConfig, RecipeConfig
-from .data import Item, read_image_list, read_labels, split_items
+from .data import Item, Photos, read_image_list, read_labels, split_items
 from .distributed import Dist
 from .engine import BEST, fit, predict
 from .pseudo_label import pseudo_label, read_pseudo_labels
@@ -64,7 +64,7 @@ def _stage(out: Path, name: str, dist: Dist, run: Callable[[Path], dict]) -> dic
     return record
 
 
-def evaluate(checkpoint: Path, model_cfg: ModelTrainConfig, items: list[Item], root: Path, dist: Dist,
+def evaluate(checkpoint: Path, model_cfg: ModelTrainConfig, items: list[Item], root: Path | Photos, dist: Dist,
              progress: bool = True) -> dict:
     """Metrics on ``items``, parameters and GFLOPs (fvcore convention) of one checkpoint."""
     from fiqa_edge.zoo.cost import count_params, gflops_fvcore
@@ -88,19 +88,20 @@ def run_recipe(cfg: RecipeConfig, out: Path, dist: Dist, progress: bool = True) 
     train, val, test = labelled_splits(cfg)
     u1, u2 = read_image_list(d.unlabelled_1, d.root), read_image_list(d.unlabelled_2, d.root)
     fit_on = train + val  # the labelled images a pseudo-labeller may see
+    photos = d.photos()
     kw: dict[str, Any] = dict(seed=cfg.seed, dist=dist, progress=progress, framing=d.framing_spec())
     pk: dict[str, Any] = dict(batch_size=cfg.pseudo_batch_size, workers=cfg.pseudo_workers, progress=progress)
 
     def fit_stage(model_cfg: ModelTrainConfig, items: list[Item]) -> Callable[[Path], dict]:
         def run(folder: Path) -> dict:
-            result = fit(model_cfg, items, val, d.root, folder, **kw)
+            result = fit(model_cfg, items, val, photos, folder, **kw)
             return {"checkpoint": str(result.best), "best_epoch": result.best_epoch, "val": result.best_val,
                     "train_images": len(items)}
         return run
 
     def pseudo_stage(checkpoint: str, images: list[Item], name: str) -> Callable[[Path], dict]:
         def run(folder: Path) -> dict:
-            record = pseudo_label(load_model(checkpoint), images, fit_on, d.root, folder / f"{name}.csv", dist, **pk)
+            record = pseudo_label(load_model(checkpoint), images, fit_on, photos, folder / f"{name}.csv", dist, **pk)
             return {**record, "csv": str(folder / f"{name}.csv")}
         return run
 
@@ -114,7 +115,7 @@ def run_recipe(cfg: RecipeConfig, out: Path, dist: Dist, progress: bool = True) 
 
     summary: dict[str, Any] = {"test_images": len(test), "models": {}}
     for name, model_cfg in zip(MODELS, (cfg.teacher, cfg.teacher, cfg.student)):
-        summary["models"][name] = evaluate(out / name / BEST, model_cfg, test, d.root, dist, progress)
+        summary["models"][name] = evaluate(out / name / BEST, model_cfg, test, photos, dist, progress)
     if dist.main:
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -61,7 +61,7 @@ def train_fit(config_path: Path, out: Path, section: str, quiet: bool) -> None:
     cfg = load_config(config_path)
     dist = setup()
     train_items, val_items, _ = labelled_splits(cfg)
-    result = fit(getattr(cfg, section), train_items, val_items, cfg.data.root, out, seed=cfg.seed, dist=dist,
+    result = fit(getattr(cfg, section), train_items, val_items, cfg.data.photos(), out, seed=cfg.seed, dist=dist,
                  progress=not quiet, framing=cfg.data.framing_spec())
     if dist.main:
         v = result.best_val
@@ -242,6 +242,34 @@ def label_utility(images: Path, out: Path, pairs: Path | None, seed: int, copies
                         extra_kinds=extra_kinds, recognizers=recognizers)
     summary = make_utility_labels(cfg)
     click.echo(json.dumps(summary["counts"]))
+
+
+@label.command("eyes")
+@click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder the label files' image paths start from.")
+@click.option("--labels", "label_files", type=click.Path(exists=True, path_type=Path), multiple=True, required=True,
+              help="Label or image-list CSVs (first column: the image; copies count as their source photo), or "
+                   "folders; repeat for several.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The CSV to write: image, left_x, left_y, right_x, right_y, confidence.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def label_eyes(images: Path, label_files: tuple[Path, ...], out: Path, quiet: bool) -> None:
+    """Eyes of the face nearest the centre of each source photo, found by `score --detect`'s face finder.
+
+    A training config that names the CSV (data.eyes) cuts every training and
+    validation image as `score --detect` cuts faces: the copy is degraded on the
+    whole photo, then aligned to the model's framing at these eyes. Photos
+    where no face is found are named on stderr and used as stored. Needs the
+    `detect` extra.
+    """
+    from ..image_lists import read_image_list
+    from ..train.alignment import locate_eyes
+
+    refs = [item.image for source in label_files for item in read_image_list(source, images)]
+    found, missing = locate_eyes(images, refs, out, quiet=quiet)
+    for line in missing:
+        click.echo(f"no eyes: {line}", err=True)
+    click.echo(f"{out}: eyes of {found} photos ({len(missing)} without: used as stored)", err=True)
 
 
 @label.command("embed")
