@@ -99,6 +99,17 @@ def main(verbose: bool) -> None:
 @click.option("--reject-to", type=click.Path(file_okay=False, path_type=Path),
               help="With --min-quality: copy rejected files here (never overwriting).")
 @click.option("--move", is_flag=True, help="Move instead of copying with --accept-to / --reject-to.")
+@click.option("--ray", "on_ray", is_flag=True,
+              help="Score on a Ray cluster (pip install 'fiqa-edge[cluster]') into the Parquet dataset --out: inputs "
+                   "may also be Parquet tables (a 'path' or an 'image' bytes column), .txt/.csv file lists and fsspec "
+                   "URIs; resumable, every input exactly once (docs/cluster.md).")
+@click.option("--ray-address", help="With --ray: the cluster's address (host:port, ray://...). Default: a local Ray instance.")
+@click.option("--out", "ray_out", type=click.Path(file_okay=False, path_type=Path),
+              help="With --ray: the Parquet dataset folder (part files, _run.json, _summary.json); rerun to resume.")
+@click.option("--actors", type=click.IntRange(min=1), default=2, show_default=True,
+              help="With --ray: scorer actors (each loads the model once and takes one CPU).")
+@click.option("--block-size", type=click.IntRange(min=1), default=256, show_default=True,
+              help="With --ray: images per block, the unit of work, output file and resume.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def score(
     images: tuple[Path, ...],
@@ -125,6 +136,11 @@ def score(
     accept_to: Path | None,
     reject_to: Path | None,
     move: bool,
+    on_ray: bool,
+    ray_address: str | None,
+    ray_out: Path | None,
+    actors: int,
+    block_size: int,
     quiet: bool,
 ) -> None:
     """Score face images: files and folders (walked recursively).
@@ -155,6 +171,27 @@ def score(
     from ..scorer import QualityScorer
     from ..video import VIDEO_SUFFIXES
 
+    if on_ray or ray_out or ray_address:
+        from .ray_score import score_on_ray
+
+        if not (on_ray and ray_out):
+            msg = "--ray needs --out (the Parquet dataset), and --out and --ray-address need --ray"
+            raise click.UsageError(msg)
+        if csv_out or json_out or accept_to or reject_to or move or save_crops or max_faces or min_face or arch or input_size:
+            msg = ("with --ray the output is the Parquet dataset --out (its 'accepted' column is the curation list): "
+                   "--csv, --json, --accept-to, --reject-to, --move, --save-crops, --max-faces, --min-face, --arch and "
+                   "--input-size do not apply")
+            raise click.UsageError(msg)
+        if detect and min_quality:
+            msg = "--min-quality judges whole images; it does not combine with --detect"
+            raise click.UsageError(msg)
+        failed = score_on_ray([str(i) for i in images], ray_out, model or default_model_path(backend), backend=backend,
+                              detect=detect, detector=detector, min_confidence=min_confidence, min_quality=min_quality,
+                              address=ray_address, actors=actors, block_size=block_size, batch_size=batch_size,
+                              threads=threads or 1, quiet=quiet)
+        if failed:
+            sys.exit(1)
+        return
     paths = collect_images(images, suffixes=IMAGE_SUFFIXES | VIDEO_SUFFIXES if detect else IMAGE_SUFFIXES)
     if not paths:
         raise click.ClickException("no images found in " + ", ".join(map(str, images)))
