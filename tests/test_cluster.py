@@ -105,3 +105,27 @@ def test_ray_options_are_refused_without_ray_and_with_one_machine_outputs(tmp_pa
     mixed = CliRunner().invoke(main, ["score", str(FACES[0]), "--ray", "--out", str(tmp_path / "o"), "--csv", "x.csv"])
     assert mixed.exit_code == 2 and "do not apply" in mixed.output
     assert not Path(tmp_path / "o").exists()
+
+
+def test_an_actor_with_detect_gives_the_faces_one_machine_gives(tmp_path):
+    pytest.importorskip("ai_edge_litert", reason="face detection needs the `detect` extra")
+    from fiqa_edge.detect import FaceFinder
+    from fiqa_edge.faces import FaceScorer
+    from fiqa_edge.scorer import QualityScorer
+
+    group = Path(__file__).parents[1] / "benchmarks" / "data" / "wild" / "tracking_faces.jpg"
+    blank = tmp_path / "blank.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 64), (120, 120, 120)).save(blank)
+    block = [InputImage(str(group), str(group)), InputImage(str(blank), str(blank))]
+    actor = BlockScorer(_settings(detect=True), str(tmp_path))
+    actor({"part": np.array(["part-0.parquet"]), "images": np.array([json.dumps([i.__dict__ for i in block])])})
+    rows = pq.read_table(tmp_path / "part-0.parquet").to_pylist()
+    faces = [r for r in rows if r["path"] == str(group)]
+    expected = FaceScorer(QualityScorer.load(DEFAULT_BUNDLE), FaceFinder()).score(str(group))
+    assert [r["face"] for r in faces] == [f.face for f in expected] == [0, 1, 2]
+    for row, face in zip(faces, expected):
+        assert abs(row["score"] - face.score) <= 1e-6 and abs(row["x0"] - face.box[0]) < 1e-6
+    (empty,) = [r for r in rows if r["path"] == str(blank)]
+    assert empty["face"] == -1 and empty["error"].endswith("no face found")
