@@ -147,6 +147,19 @@ def _wait_for_parts(out: Path, count: int, job: subprocess.Popen, timeout: float
     return 0
 
 
+def _processes(marker: str) -> list[int]:
+    """The PIDs whose command line holds ``marker`` (Ray names an actor's process after its class)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
 def _start(photos_root: Path, out: Path, address: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "fiqa_edge", "score", str(photos_root), "--ray", "--ray-address", address,
                              "--out", str(out), "--block-size", "10", "--actors", "2", "-q"],
@@ -160,9 +173,9 @@ def test_killed_actor_and_killed_node_leave_every_input_exactly_once(photos, clu
     blocks = -(-len(expected) // 10)
     job = _start(root, out, address)
     at_actor = _wait_for_parts(out, 3, job)
-    scorers = subprocess.run(["pgrep", "-f", "BlockScorer"], capture_output=True, text=True, check=False).stdout.split()
+    scorers = _processes("BlockScorer")
     assert scorers, "no scorer actor process found"
-    os.kill(int(scorers[0]), signal.SIGKILL)  # one scorer actor, kill -9
+    os.kill(scorers[0], signal.SIGKILL)  # one scorer actor, kill -9
     at_node = _wait_for_parts(out, at_actor + 5, job)
     os.killpg(workers[0].pid, signal.SIGKILL)  # a whole worker node: its raylet and its workers
     _, stderr = job.communicate(timeout=900)

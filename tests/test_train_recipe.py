@@ -347,7 +347,8 @@ def test_the_shipped_configs_load_and_name_files_that_exist(name):
     """Every recipe in train/configs: every label file they name is in the repository, and so is v2's start, or
     the run of another shipped config that makes it."""
     cfg = load_config(SMOKE.parent / name)
-    for path in (cfg.data.labels, cfg.data.val, cfg.data.test, cfg.data.unlabelled_1, cfg.data.unlabelled_2, *cfg.data.pseudo):
+    for path in (cfg.data.labels, cfg.data.val, cfg.data.test, cfg.data.unlabelled_1, cfg.data.unlabelled_2, cfg.data.eyes,
+                 *cfg.data.pseudo):
         assert path is None or path.is_file(), path
     assert cfg.student.arch == "fiqa_edgenext_xxs" and cfg.data.framing == "lfw"
     init = None if cfg.student.init is None else Path(cfg.student.init).resolve()
