@@ -99,19 +99,22 @@ def list_inputs(inputs: Sequence[str]) -> list[InputImage]:
             files = sorted(p for p in fs.find(path) if os.path.splitext(p)[1].lower() in IMAGE_SUFFIXES)
             images += [InputImage(joined(p), joined(p)) for p in files]
         elif path.endswith((".parquet", ".pq")):
-            images += _table_rows(str(source))
+            images += [i if i.uri is None else InputImage(_beside(i.name, path, joined), _beside(i.name, path, joined))
+                       for i in _table_rows(str(source))]
         elif path.endswith((".csv", ".txt")):
-            base = os.path.dirname(path)
             with fs.open(path, "rt", encoding="utf-8") as f:
                 lines = [line.split(",")[0].strip() for line in f if line.strip()]
             if lines and path.endswith(".csv") and lines[0].lower() in ("path", "image"):
                 lines = lines[1:]
-            for line in lines:
-                full = line if "://" in line or os.path.isabs(line) else joined(f"{base}/{line}")
-                images.append(InputImage(full, full))
+            images += [InputImage(_beside(line, path, joined), _beside(line, path, joined)) for line in lines]
         else:
             images.append(InputImage(joined(path), joined(path)))
     return images
+
+
+def _beside(entry: str, listing: str, joined: Any) -> str:
+    """A path a list or table names: as written when absolute or a URI, else relative to the list's folder."""
+    return entry if "://" in entry or os.path.isabs(entry) else joined(f"{os.path.dirname(listing)}/{entry}")
 
 
 def _table_rows(uri: str) -> list[InputImage]:
@@ -187,14 +190,17 @@ class BlockScorer:
     def _rows(self, images: list[InputImage]) -> Iterator[dict[str, Any]]:
         base = {"model": self.settings["model"], "bundle_sha256": self.settings["bundle_sha256"]}
         decoded, sources = [], []
-        for image in images:
+        for image, data in zip(images, _fetch(images)):
             try:
-                decoded.append(load_image(_read_bytes(image), max_pixels=self.scorer.max_pixels, name=image.name))
+                if isinstance(data, OSError):
+                    msg = f"{image.name}: cannot read: {data}"
+                    raise ImageError(msg)
+                if isinstance(data, ImageError):
+                    raise data
+                decoded.append(load_image(data, max_pixels=self.scorer.max_pixels, name=image.name))
                 sources.append(image)
             except ImageError as exc:
                 yield {**base, "path": image.name, "face": -1, "error": str(exc)}
-            except OSError as exc:
-                yield {**base, "path": image.name, "face": -1, "error": f"{image.name}: cannot read: {exc}"}
         if self.faces is not None:
             for image, pixels in zip(sources, decoded):
                 found = self.faces.score(pixels)
@@ -215,12 +221,27 @@ class BlockScorer:
                        "quality": quality, "accepted": accepted}
 
 
-def _read_bytes(image: InputImage) -> bytes:
-    """The encoded image: the file at ``uri``, or the ``image`` cell of its table row."""
-    if image.uri is not None:
-        fs, path = _fs(image.uri)
-        with fs.open(path, "rb") as f:
-            return f.read()
+def _fetch(images: list[InputImage]) -> list[bytes | OSError | ImageError]:
+    """Each image's encoded bytes (or why it cannot be read): files one by one, table rows by row group, each row
+    group read once."""
+    fetched: list[bytes | OSError | ImageError] = []
+    groups: dict[tuple[str | None, int], list] = {}
+    for image in images:
+        try:
+            fetched.append(_file_bytes(image.uri) if image.uri is not None else _row_bytes(image, groups))
+        except (OSError, ImageError) as exc:
+            fetched.append(exc)
+    return fetched
+
+
+def _file_bytes(uri: str) -> bytes:
+    fs, path = _fs(uri)
+    with fs.open(path, "rb") as f:
+        return f.read()
+
+
+def _row_bytes(image: InputImage, groups: dict[tuple[str | None, int], list]) -> bytes:
+    """The ``image`` cell of a table row; ``groups`` keeps the row groups read so far (one block's)."""
     pq = require("pyarrow.parquet", "reading Parquet inputs", extra="cluster")
     fs, path = _fs(image.table)  # type: ignore[arg-type]
     with fs.open(path, "rb") as f:
@@ -229,7 +250,9 @@ def _read_bytes(image: InputImage) -> bytes:
         for group in range(table.num_row_groups):
             rows = table.metadata.row_group(group).num_rows
             if image.row < offset + rows:
-                return table.read_row_group(group, columns=["image"]).column("image")[image.row - offset].as_py()
+                if (image.table, group) not in groups:
+                    groups[image.table, group] = table.read_row_group(group, columns=["image"]).column("image").to_pylist()
+                return groups[image.table, group][image.row - offset]
             offset += rows
     msg = f"{image.name}: row {image.row} is past the end of the table"
     raise ImageError(msg)
