@@ -30,6 +30,7 @@ from fiqa_edge.converters.web import ORT_FILES, browser_root
 from fiqa_edge.imaging import DEFAULT_MAX_PIXELS, load_image
 from fiqa_edge.manifest import Manifest
 from fiqa_edge.preprocess import PreprocessSpec, preprocess
+from fiqa_edge.scorer import QualityScorer
 from fiqa_edge.zoo import load_model
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
@@ -83,6 +84,45 @@ def test_javascript_resize_is_pillows_along_either_axis_alone(tmp_path):
     for (w, h), raw in zip(sizes, got):
         want = np.asarray(Image.fromarray(rgb).resize((w, h), Image.Resampling.BILINEAR))
         np.testing.assert_array_equal(np.frombuffer(raw, np.uint8).reshape(h, w, 3), want, err_msg=f"{(w, h)}")
+
+
+@needs_node
+def test_javascript_quality_and_thresholds_are_pythons(tmp_path):
+    """scale.js against fiqa_edge.score_scale and fiqa_edge.curation: the bundled model's scale, and one whose
+    percentiles repeat; every score from below the minimum to above the maximum; the CLI's threshold forms."""
+    from fiqa_edge.curation import Threshold
+    from fiqa_edge.errors import FiqaError
+    from fiqa_edge.score_scale import ScoreScale
+
+    bundled = QualityScorer.load(default_model_path("onnxruntime")).scale
+    flat = ScoreScale("flat", 200, tuple(sorted([0.2] * 30 + list(np.linspace(0.2, 0.8, 69)))), 0.1, 0.9)
+    scores = [float(v) for v in np.linspace(-0.1, 1.1, 241)] + [flat.percentiles[10], bundled.percentiles[40]]
+    texts = ["0.62", "30p", "55q", "0", "100q", "1.2", "abc", "101p", ""]
+    script = tmp_path / "scale.mjs"
+    script.write_text(
+        f"import {{ ScoreScale, parseMinQuality }} from {json.dumps((WEB_DIR / 'src' / 'scale.js').as_uri())};\n"
+        "import fs from 'node:fs';\n"
+        "const req = JSON.parse(fs.readFileSync(process.argv[2]));\n"
+        "const out = req.scales.map((s) => { const sc = new ScoreScale(s);\n"
+        "  return req.scores.map((x) => [sc.percentile(x), sc.quality(x)]); });\n"
+        "const parsed = req.texts.map((t) => { try { return parseMinQuality(t, new ScoreScale(req.scales[0])); }\n"
+        "  catch (e) { return { error: e.message }; } });\n"
+        "console.log(JSON.stringify({ out, parsed }));\n")
+    scales = [{"percentiles": list(s.percentiles), "minimum": s.minimum, "maximum": s.maximum} for s in (bundled, flat)]
+    (tmp_path / "req.json").write_text(json.dumps({"scales": scales, "scores": scores, "texts": texts}))
+    got = json.loads(subprocess.run(["node", str(script), str(tmp_path / "req.json")], capture_output=True, text=True,
+                                    check=True).stdout)
+    for scale, values in zip((bundled, flat), got["out"]):
+        for x, (percentile, quality) in zip(scores, values):
+            assert percentile == pytest.approx(scale.percentile(x), abs=1e-9), (scale.reference, x)
+            assert quality == pytest.approx(scale.quality(x), abs=1e-9), (scale.reference, x)
+    for text, parsed in zip(texts, got["parsed"]):
+        try:
+            want = Threshold.parse(text, bundled, (0.0, 1.0))
+        except (FiqaError, IndexError) as exc:
+            assert "error" in parsed, (text, exc)
+            continue
+        assert parsed == {"kind": want.kind, "value": want.value}, text
 
 
 def test_the_page_refuses_images_over_the_python_pixel_limit():
@@ -151,6 +191,7 @@ def _http_server(folder: Path):
 def test_demo_page_scores_photos_and_names_bad_files(web_bundles, bad_files, tmp_path):
     bundle = web_bundles["fp32"].bundle
     stored = Manifest.load(bundle).figures["reference_scores"]["scores"]
+    scale = QualityScorer.load(bundle).scale
     good = sorted(SAMPLES_DIR.glob("*/*.jpg"))[:5]
     huge = tmp_path / "huge.jpg"
     Image.new("RGB", (10000, 9000), (120, 90, 80)).save(huge, quality=30)
@@ -159,7 +200,7 @@ def test_demo_page_scores_photos_and_names_bad_files(web_bundles, bad_files, tmp
     server, url = _http_server(bundle)
     try:
         with BrowserSession(url) as browser:
-            shown = browser.call("demo", path="/index.html", files=[str(p) for p in [*good[:2], *bad, *good[2:]]],
+            shown = browser.call("demo", path="/index.html?minQuality=55q", files=[str(p) for p in [*good[:2], *bad, *good[2:]]],
                                  reference=True, screenshot=str(tmp_path / "demo.png"))
     finally:
         server.terminate()
@@ -173,6 +214,9 @@ def test_demo_page_scores_photos_and_names_bad_files(web_bundles, bad_files, tmp
         assert rows[path.name]["problem"] is None
         assert rows[path.name]["score"] == pytest.approx(stored[name], abs=1e-4)
         assert rows[name]["score"] == pytest.approx(stored[name], abs=1e-4)  # and again in the reference check
+        quality = scale.quality(rows[path.name]["score"])  # the 0-100 value and verdict, as `score --min-quality 55q`
+        assert rows[path.name]["quality"] == pytest.approx(quality, abs=1e-6)
+        assert rows[path.name]["accepted"] is (quality >= 55)
     for path, problem in bad.items():
         assert rows[path.name]["score"] is None and problem in rows[path.name]["problem"], rows[path.name]
     assert float(shown["parity"]["maxAbs"]) <= 1e-4 and float(shown["parity"]["srcc"]) >= 0.9999

@@ -101,6 +101,8 @@ const handlers = {
       rows: [...document.querySelectorAll('#results tr')].map((tr) => ({
         file: tr.cells[1].textContent, score: tr.dataset.score ? Number(tr.dataset.score) : null,
         problem: tr.cells[4].textContent || null,
+        quality: tr.dataset.quality ? Number(tr.dataset.quality) : null,
+        accepted: tr.dataset.accepted ? tr.dataset.accepted === 'true' : null,
       })),
     }));
     return { ...shown, external: [...external], pageErrors: [...problems] };

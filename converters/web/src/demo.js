@@ -13,7 +13,8 @@ function setPending(delta) {
 
 function addRow(name, thumbUrl) {
   const row = results.insertRow();
-  row.innerHTML = '<td></td><td></td><td class="num score">…</td><td class="num ms"></td><td class="problem"></td>';
+  row.innerHTML = '<td></td><td></td><td class="num score">…</td><td class="num ms"></td><td class="problem"></td>'
+    + '<td class="num quality"></td>';
   row.cells[1].textContent = name;
   if (thumbUrl) {
     const img = new Image();
@@ -30,8 +31,14 @@ async function scoreOne(source, name, thumbUrl) {
   const row = addRow(name, thumbUrl);
   setPending(1);
   try {
-    const { score, ms } = await scorer.score(source);
+    const { score, ms, quality, percentile, accepted } = await scorer.score(source);
     row.cells[2].textContent = score.toFixed(4);
+    if (quality !== null) {
+      const verdict = accepted === null ? '' : accepted ? ' accepted' : ' rejected';
+      row.cells[5].textContent = `${quality.toFixed(0)} (${percentile.toFixed(0)}th percentile)${verdict}`;
+      row.dataset.quality = String(quality);
+      if (accepted !== null) row.dataset.accepted = String(accepted);
+    }
     row.cells[3].textContent = `${ms.inference.toFixed(1)} / ${ms.total.toFixed(1)}`;
     row.dataset.score = String(score);
     document.body.dataset.firstScoreMs ??= String(performance.now()); // since navigation started
@@ -92,7 +99,8 @@ async function checkReference() {
 async function main() {
   setPending(0);
   try {
-    scorer = await FaceQualityScorer.load();
+    // ?minQuality=55q (or 30p, 0.62) on the page's address judges each face as `score --min-quality` does
+    scorer = await FaceQualityScorer.load(undefined, { minQuality: new URLSearchParams(location.search).get('minQuality') });
   } catch (err) {
     $('error').hidden = false;
     $('error').textContent = `The model could not be loaded: ${err.message}`;

@@ -3,12 +3,20 @@
 //   import { FaceQualityScorer } from './fiqa.js';
 //   const scorer = await FaceQualityScorer.load();        // the bundle this file is in
 //   const { score } = await scorer.score(file);           // a File, Blob or URL; higher is better
+//   scorer.minQuality = '55q';                             // as the CLI: a score (0.62), 30p or 55q
+//   const { quality, percentile, accepted } = await scorer.score(file);
 //
 // The bundle's fiqa.json says how images are preprocessed; the worker does it exactly as the Python
 // scorer does (Pillow's resize included), so scores match the other runtimes.
 
+import { ScoreScale, parseMinQuality, place } from './scale.js';
+
 export class FaceQualityScorer {
   #worker;
+  #threshold = null;
+  #minQuality = null;
+  /** The model's score scale (percentiles and 0-100 quality), or null when its manifest records none. */
+  scale = null;
   #pending = new Map();
   #next = 0;
 
@@ -30,13 +38,25 @@ export class FaceQualityScorer {
    * Load the bundle at `bundleUrl` (default: this module's folder).
    * backend: 'wasm' (default) or 'webgpu' (bundles built with --web-webgpu, browsers with WebGPU).
    * threads: WebAssembly threads (default: up to 4 when the page is cross-origin isolated, else 1).
+   * minQuality: accept faces at or above it (see `minQuality`).
    */
-  static async load(bundleUrl = new URL('.', import.meta.url), { backend = 'wasm', threads = 0 } = {}) {
+  static async load(bundleUrl = new URL('.', import.meta.url), { backend = 'wasm', threads = 0, minQuality = null } = {}) {
     const worker = new Worker(new URL('./fiqa-worker.js', import.meta.url), { type: 'module' });
     const scorer = new FaceQualityScorer(worker);
     const info = await scorer.#call({ type: 'init', bundleUrl: new URL(bundleUrl, location.href).href, backend, threads });
     Object.assign(scorer, info); // manifest, backend, threads, crossOriginIsolated, ortVersion, loadMs
+    scorer.scale = info.manifest.scale ? new ScoreScale(info.manifest.scale) : null;
+    scorer.minQuality = minQuality;
     return scorer;
+  }
+
+  /** The minimum quality in the CLI's forms: a score (0.62), a percentile (30p) or a 0-100 quality (55q); null: none. */
+  get minQuality() { return this.#minQuality; }
+
+  set minQuality(text) {
+    this.#threshold = text === null || text === undefined || text === ''
+      ? null : parseMinQuality(text, this.scale, this.manifest.score?.range ?? [0, 1]);
+    this.#minQuality = this.#threshold ? String(text) : null;
   }
 
   #call(message) {
@@ -54,9 +74,13 @@ export class FaceQualityScorer {
     return response.blob();
   }
 
-  /** {score, ms: {decode, preprocess, inference, total}}; rejects with the problem for bad input. */
+  /**
+   * {score, percentile, quality, accepted, ms: {decode, preprocess, inference, total}}; percentile and quality are
+   * null when the model records no scale, accepted when no minQuality is set. Rejects with the problem for bad input.
+   */
   async score(source) {
-    return this.#call({ type: 'score', blob: await FaceQualityScorer.#blob(source) });
+    const result = await this.#call({ type: 'score', blob: await FaceQualityScorer.#blob(source) });
+    return { ...result, ...place(result.score, this.scale, this.#threshold) };
   }
 
   /** The model input for `source`: a Float32Array of 3 × N × N, as the manifest's preprocessing makes it. */
