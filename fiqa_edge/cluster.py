@@ -6,7 +6,8 @@ with ``detect``, the face finder too), and each actor writes its block's rows to
 ``OUT/part-<n>-<hash>.parquet`` under a temporary name, then renames it. A block retried after its actor or
 its node died writes the same file again, so the output holds every input exactly once; a job run again
 after a crash or Ctrl-C scores only the blocks with no part file. ``OUT/_run.json`` records the model and
-the settings, and a run with other ones into the same folder is refused.
+the settings, and a run with other ones into the same folder is refused. An ``out`` ending in ``.parquet``
+is one file, written from the parts in ``out.parts/`` once every block is done.
 
 Inputs: image folders, file lists (``.csv``: the first column, or ``.txt``: one path a line) and Parquet
 tables (``.parquet``) with a ``path`` column of image paths or an ``image`` column of encoded bytes (named by
@@ -294,6 +295,8 @@ def score_dataset(inputs: Sequence[str], out: str | os.PathLike[str], model: str
 
     started = time.perf_counter()
     out = Path(out)
+    single = out.suffix in (".parquet", ".pq")  # one file, made from the parts in OUT.parts/ once all are done
+    parts = out.with_name(out.name + ".parts") if single else out
     settings = {"model": str(model), "bundle_sha256": model_hash(model), "backend": backend, "detect": detect,
                 "detector": detector, "min_confidence": min_confidence, "min_quality": min_quality,
                 "block_size": block_size, "batch_size": batch_size, "threads": threads}
@@ -302,8 +305,8 @@ def score_dataset(inputs: Sequence[str], out: str | os.PathLike[str], model: str
         msg = "no images in the inputs"
         raise FiqaError(msg)
     blocks = _blocks(images, block_size)
-    _claim(out, settings, [name for name, _ in blocks])
-    pending = [(name, chunk) for name, chunk in blocks if not (out / name).exists()]
+    _claim(parts, settings, [name for name, _ in blocks])
+    pending = [(name, chunk) for name, chunk in blocks if not (parts / name).exists()]
     if pending:
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
@@ -312,16 +315,27 @@ def score_dataset(inputs: Sequence[str], out: str | os.PathLike[str], model: str
         logging.getLogger("ray.data").setLevel(logging.ERROR)
         data = ray.data.from_items([{"part": name, "images": json.dumps([asdict(i) for i in chunk])}
                                     for name, chunk in pending], override_num_blocks=len(pending))
-        scored = data.map_batches(BlockScorer, fn_constructor_kwargs={"settings": settings, "out": str(out)},
+        scored = data.map_batches(BlockScorer, fn_constructor_kwargs={"settings": settings, "out": str(parts)},
                                   batch_size=1, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=threads,
                                   max_restarts=-1, max_task_retries=-1)
         with tqdm(total=sum(len(c) for _, c in pending), unit="img", desc="scoring on Ray", disable=not progress) as bar:
             for row in scored.iter_rows():
                 bar.update(row["images"])
-    summary = _summarise(out, len(images), len(blocks), len(pending), settings)
+    summary = _summarise(parts, len(images), len(blocks), len(pending), settings)
+    if single:
+        _join_parts(parts, out)
+        summary.out = str(out)
     summary.seconds = time.perf_counter() - started
-    atomic_write_text(out / "_summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
+    atomic_write_text(parts / "_summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
+
+
+def _join_parts(parts: Path, out: Path) -> None:
+    """Write every part of ``parts`` into the one Parquet file ``out``, atomically (the parts stay, to resume)."""
+    pq = require("pyarrow.parquet", "writing Parquet", extra="cluster")
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.tmp")
+    pq.write_table(pq.read_table(sorted(str(p) for p in parts.glob("part-*.parquet"))), tmp)
+    os.replace(tmp, out)
 
 
 def _claim(out: Path, settings: dict[str, Any], parts: list[str]) -> None:

@@ -104,8 +104,9 @@ def main(verbose: bool) -> None:
                    "may also be Parquet tables (a 'path' or an 'image' bytes column), .txt/.csv file lists and fsspec "
                    "URIs; resumable, every input exactly once (docs/cluster.md).")
 @click.option("--ray-address", help="With --ray: the cluster's address (host:port, ray://...). Default: a local Ray instance.")
-@click.option("--out", "ray_out", type=click.Path(file_okay=False, path_type=Path),
-              help="With --ray: the Parquet dataset folder (part files, _run.json, _summary.json); rerun to resume.")
+@click.option("--out", "ray_out", type=click.Path(path_type=Path),
+              help="With --ray: the Parquet dataset folder (part files, _run.json, _summary.json), or a .parquet file "
+                   "(made from the parts in OUT.parts/ when every block is done); rerun to resume.")
 @click.option("--actors", type=click.IntRange(min=1), default=2, show_default=True,
               help="With --ray: scorer actors (each loads the model once and takes one CPU).")
 @click.option("--block-size", type=click.IntRange(min=1), default=256, show_default=True,

@@ -20,5 +20,6 @@ def score_on_ray(inputs: list[str], out: Path, model: str | Path, *, quiet: bool
     if summary.accepted is not None:
         click.echo(f"accepted {summary.accepted}, rejected share {summary.rejected_share:.1%} "
                    f"(--min-quality {settings['min_quality']})", err=True)
-    click.echo(f"{out}: Parquet dataset; summary in {out / '_summary.json'} ({summary.seconds:.1f} s)", err=True)
+    parts = out.with_name(out.name + ".parts") if out.suffix in (".parquet", ".pq") else out
+    click.echo(f"{out}: Parquet; summary in {parts / '_summary.json'} ({summary.seconds:.1f} s)", err=True)
     return summary.failed
