@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -288,8 +289,6 @@ def score_dataset(inputs: Sequence[str], out: str | os.PathLike[str], model: str
     Raises:
         FiqaError: bad inputs, or ``out`` holds a run with another model or other settings.
     """
-    import time
-
     ray = require("ray", "scoring on a Ray cluster", extra="cluster")
     from tqdm import tqdm
 
