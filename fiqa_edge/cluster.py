@@ -36,11 +36,8 @@ from .errors import FiqaError, ImageError
 from .imaging import IMAGE_SUFFIXES, load_image
 from .manifest import sha256_file
 
-__all__ = ["ClusterSummary", "list_inputs", "score_dataset"]
+__all__ = ["ClusterSummary", "list_inputs", "parts_folder", "score_dataset"]
 
-#: what a Parquet part holds, per image (or per face with ``detect``)
-COLUMNS = ["path", "face", "x0", "y0", "x1", "y1", "confidence", "score", "percentile", "quality", "accepted", "error",
-           "model", "bundle_sha256"]
 RUN_FILE = "_run.json"
 
 
@@ -264,13 +261,15 @@ def _write_part(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write ``rows`` to ``path`` as Parquet, atomically (a uniquely named temporary file, then a rename)."""
     pa = require("pyarrow", "writing Parquet", extra="cluster")
     pq = require("pyarrow.parquet", "writing Parquet", extra="cluster")
-    table = pa.table({c: [r.get(c) for r in rows] for c in COLUMNS}, schema=_schema(pa))
+    schema = _schema(pa)
+    table = pa.table({c: [r.get(c) for r in rows] for c in schema.names}, schema=schema)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     pq.write_table(table, tmp)
     os.replace(tmp, path)
 
 
 def _schema(pa: Any) -> Any:
+    """What a Parquet part holds, per image (or per face with ``detect``)."""
     number = pa.float64()
     return pa.schema([("path", pa.string()), ("face", pa.int32()), ("x0", number), ("y0", number), ("x1", number),
                       ("y1", number), ("confidence", number), ("score", number), ("percentile", number),
@@ -294,8 +293,8 @@ def score_dataset(inputs: Sequence[str], out: str | os.PathLike[str], model: str
 
     started = time.perf_counter()
     out = Path(out)
-    single = out.suffix in (".parquet", ".pq")  # one file, made from the parts in OUT.parts/ once all are done
-    parts = out.with_name(out.name + ".parts") if single else out
+    parts = parts_folder(out)
+    single = parts != out
     settings = {"model": str(model), "bundle_sha256": model_hash(model), "backend": backend, "detect": detect,
                 "detector": detector, "min_confidence": min_confidence, "min_quality": min_quality,
                 "block_size": block_size, "batch_size": batch_size, "threads": threads}
@@ -327,6 +326,12 @@ def score_dataset(inputs: Sequence[str], out: str | os.PathLike[str], model: str
     summary.seconds = time.perf_counter() - started
     atomic_write_text(parts / "_summary.json", json.dumps(summary.to_dict(), indent=2) + "\n")
     return summary
+
+
+def parts_folder(out: Path) -> Path:
+    """Where a run into ``out`` keeps its parts, ``_run.json`` and ``_summary.json``: ``out`` itself, or
+    ``out.parts/`` when ``out`` is one ``.parquet`` file."""
+    return out.with_name(out.name + ".parts") if out.suffix in (".parquet", ".pq") else out
 
 
 def _join_parts(parts: Path, out: Path) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..cluster import score_dataset
+from ..cluster import parts_folder, score_dataset
 
 
 def score_on_ray(inputs: list[str], out: Path, model: str | Path, *, quiet: bool, **settings) -> int:
@@ -20,6 +20,5 @@ def score_on_ray(inputs: list[str], out: Path, model: str | Path, *, quiet: bool
     if summary.accepted is not None:
         click.echo(f"accepted {summary.accepted}, rejected share {summary.rejected_share:.1%} "
                    f"(--min-quality {settings['min_quality']})", err=True)
-    parts = out.with_name(out.name + ".parts") if out.suffix in (".parquet", ".pq") else out
-    click.echo(f"{out}: Parquet; summary in {parts / '_summary.json'} ({summary.seconds:.1f} s)", err=True)
+    click.echo(f"{out}: Parquet; summary in {parts_folder(out) / '_summary.json'} ({summary.seconds:.1f} s)", err=True)
     return summary.failed
