@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from fiqa_edge.cli import main
+from fiqa_edge.degrade import DEGRADATIONS
 from fiqa_edge.errors import FiqaError
 from fiqa_edge.train import engine
 from fiqa_edge.train.config import ModelTrainConfig, load_config
@@ -356,3 +357,15 @@ def test_the_shipped_configs_load_and_name_files_that_exist(name):
         run = init.relative_to(SMOKE.parents[2] / "runs").parent.as_posix()
         assert init.name == "best.safetensors"
         assert any(f"--out runs/{run}\n" in c.read_text() for c in SMOKE.parent.glob("*.yaml") if c.name != name)
+
+
+@pytest.mark.parametrize("gap", [0.02, 0.2, 0.5])
+def test_order_pairs_keep_their_strengths_at_least_the_gap_apart(gap):
+    cfg = load_config(SMOKE)
+    train, _, _ = labelled_splits(cfg)
+    pairs = OrderPairs(train, cfg.data.root, engine._spec(cfg.student), ["blur"], seed=0, gap=gap)
+    lo, hi = DEGRADATIONS["blur"].weakest, DEGRADATIONS["blur"].strongest
+    draws = [pairs._draw(i) for i in range(300)]
+    gaps = [(strong - (lo if weak is None else weak)) / (hi - lo) for _, weak, strong in draws]
+    assert min(gaps) >= gap - 0.01  # strengths are rounded to 0.01
+    assert min(gaps) < gap + 0.05  # and the gap is reached, not only exceeded

@@ -55,6 +55,9 @@ class ModelTrainConfig:
     order_kinds: list[str] = field(default_factory=lambda: ["occlude", "noise", "jpeg"])
     order_pairs: int = 8
     order_margin: float = 0.02
+    # the least strength difference within an order pair, as a share of the kind's range (fiqa_edge.degrade); small
+    # gaps teach mild blur (a camera frame a little out of focus) below the sharp frame
+    order_gap: float = 0.2
     workers: int = 2
     # above 0: also keep the weights of every save_period-th epoch as epoch<N>.safetensors, so that an epoch can be
     # chosen afterwards by another measure than the validation labels (e.g. `fiqa-edge train evaluate` on pairs)
@@ -68,9 +71,9 @@ class ModelTrainConfig:
             msg = (f"within_weight and clean_weight must be >= 0 and within_scale > 0, got {self.within_weight}, "
                    f"{self.clean_weight}, {self.within_scale}")
             raise ValueError(msg)
-        if self.order_weight < 0 or self.order_pairs < 1 or self.order_margin < 0:
-            msg = (f"order_weight and order_margin must be >= 0 and order_pairs >= 1, got {self.order_weight}, "
-                   f"{self.order_margin}, {self.order_pairs}")
+        if self.order_weight < 0 or self.order_pairs < 1 or self.order_margin < 0 or not 0 <= self.order_gap < 1:
+            msg = (f"order_weight and order_margin must be >= 0, order_pairs >= 1 and 0 <= order_gap < 1, got "
+                   f"{self.order_weight}, {self.order_margin}, {self.order_pairs}, {self.order_gap}")
             raise ValueError(msg)
         unknown = sorted(set(self.order_kinds) - set(DEGRADATIONS))
         if unknown or not self.order_kinds:

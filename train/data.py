@@ -76,15 +76,16 @@ class FaceDataset(Dataset):
 class OrderPairs(Dataset):
     """For the degradation-order term: (weaker, stronger) copies of an item's image, both framed by one random crop.
 
-    One of ``kinds`` is drawn per item and epoch with two strengths at least a fifth of the kind's range apart (the
+    One of ``kinds`` is drawn per item and epoch with two strengths at least ``gap`` of the kind's range apart (the
     weaker one is no degradation at all a third of the time), so the pair differs only in how strongly it is
     degraded. Every draw is seeded by (``seed``, epoch, index): an epoch redone after an interruption sees the
     same pairs. ``None`` for an image that fails to decode.
     """
 
     def __init__(self, items: Sequence[Item], root: str | os.PathLike[str] | Photos, spec: PreprocessSpec,
-                 kinds: Sequence[str], seed: int) -> None:
+                 kinds: Sequence[str], seed: int, gap: float = 0.2) -> None:
         self.items, self.photos, self.spec, self.kinds, self.seed = list(items), photos_of(root), spec, list(kinds), seed
+        self.gap = gap
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -96,8 +97,8 @@ class OrderPairs(Dataset):
     def _draw(self, index: int) -> tuple[str, float | None, float]:
         rng = seeded_rng(f"order:{self.seed}:{self.epoch}:{index}")
         d = DEGRADATIONS[self.kinds[int(rng.integers(len(self.kinds)))]]
-        strong = float(rng.uniform(0.2, 1.0))
-        weak = None if rng.random() < 1 / 3 else float(rng.uniform(0.0, strong - 0.2))
+        strong = float(rng.uniform(self.gap, 1.0))
+        weak = None if rng.random() < 1 / 3 else float(rng.uniform(0.0, strong - self.gap))
         at = lambda u: round(d.weakest + u * (d.strongest - d.weakest), 2)  # noqa: E731
         return d.kind, None if weak is None else at(weak), at(strong)
 

@@ -178,7 +178,7 @@ def fit(
     else:
         sampler = DistributedSampler(dataset, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed)
         batching = {"batch_size": cfg.batch_size, "sampler": sampler, "drop_last": len(sampler) > cfg.batch_size}
-    pairs = OrderPairs(train_items, root, _spec(cfg), cfg.order_kinds, seed) if cfg.order_weight > 0 else None
+    pairs = OrderPairs(train_items, root, _spec(cfg), cfg.order_kinds, seed, cfg.order_gap) if cfg.order_weight > 0 else None
     pair_sampler: DistributedSampler | None = None
     if pairs is not None:
         pair_sampler = DistributedSampler(pairs, num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed + 1)
