@@ -1,0 +1,143 @@
+"""Does a model rank a camera's sharp frame above the same frame out of focus? On photos from outside LFW.
+
+    python -m fiqa_edge.benchmarks.camera_frames --model v2=demo --model v3=runs/v3a/best.safetensors
+    python -m fiqa_edge.benchmarks.camera_frames --model demo --split calibrate --json out.json
+
+Each photo with counted faces in ``benchmarks/data/wild`` (the ``--split`` half) is taken as a frame at its
+own size and resized to 480, 720 and 1080 lines. Every face the finder of ``score --detect`` finds there
+(matching a counted face, at least ``--min-face`` px wide) is cut to the model's framing from the frame as it is
+and from the frame blurred by a Gaussian of sigma = k x face width / 150, for k in :data:`BLURS`: as a camera
+out of focus, at the face's own resolution. Per model:
+
+- **mild blur lowers the score**: the share of faces scored lower at k = 1 than sharp;
+- **Spearman**: the mean within-face Spearman correlation of blur (sharp, k = 1..5) against score (-1: the score
+  falls at every step);
+- **best frame is sharp**: per frame size, the share of faces whose best-scored copy is the sharp one, which is
+  what ``score --best`` needs of a clip whose frames differ only in focus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+from scipy.stats import spearmanr
+from tqdm import tqdm
+
+from fiqa_edge.assets import resolve_model
+from fiqa_edge.detect import FaceFinder
+from fiqa_edge.detect.blazeface import box_iou
+from fiqa_edge.framing import align_face
+from fiqa_edge.imaging import load_image
+from fiqa_edge.scorer import QualityScorer
+
+from .detect_precision import MATCH_IOU, WILD, load_photos
+
+#: blur sigmas, in face widths / 150
+BLURS = (1, 2, 3, 4, 5)
+#: frame heights the photos are also resized to (None: the photo as it is)
+HEIGHTS = (None, 480, 720, 1080)
+
+
+def _frame(image: Image.Image, height: int | None) -> tuple[Image.Image, float]:
+    if height is None:
+        return image, 1.0
+    scale = height / image.height
+    return image.resize((round(image.width * scale), height), Image.Resampling.LANCZOS), scale
+
+
+def _blurred_crops(frame: Image.Image, face, framing) -> list[Image.Image]:
+    """The face cut sharp, then from the frame blurred at each of :data:`BLURS` (only the region around the face)."""
+    crops = [align_face(frame, face.eyes, framing)]
+    x0, y0, x1, y1 = face.box
+    for k in BLURS:
+        sigma = k * face.width / 150
+        pad = 1.5 * face.width + 4 * sigma
+        left, top = max(0, int(x0 - pad)), max(0, int(y0 - pad))
+        region = frame.crop((left, top, min(frame.width, int(x1 + pad) + 1), min(frame.height, int(y1 + pad) + 1)))
+        eyes = tuple(np.asarray(e) - (left, top) for e in face.eyes)
+        crops.append(align_face(region.filter(ImageFilter.GaussianBlur(sigma)), eyes, framing))
+    return crops
+
+
+def camera_response(models: dict[str, Path], split: str = "test", min_face: float = 48.0,
+                    folder: Path = WILD) -> dict:
+    """The three measures above, per model and frame size (see the module's docstring)."""
+    scorers = {name: QualityScorer.load(path) for name, path in models.items()}
+    framings = {s.framing for s in scorers.values()}
+    if len(framings) != 1:
+        msg = "the models frame faces differently; compare models of one framing"
+        raise ValueError(msg)
+    framing = framings.pop()
+    finder = FaceFinder(framing=framing)
+    photos = [p for p in load_photos(folder, split) if p.faces]
+    series: dict[str, list[list[Image.Image]]] = {}
+    for photo in tqdm(photos, desc="cutting faces", unit="photo"):
+        image = load_image(folder / photo.name)
+        for height in HEIGHTS:
+            frame, scale = _frame(image, height)
+            counted = [tuple(v * scale for v in box) for box in photo.faces]
+            for face in finder.detect(frame):
+                if face.width >= min_face and any(box_iou(face.box, c) >= MATCH_IOU for c in counted):
+                    series.setdefault(str(height or "native"), []).append(_blurred_crops(frame, face, framing))
+    result: dict = {"split": split, "photos": len(photos), "blurs": list(BLURS), "min_face": min_face,
+                    "faces": {h: len(s) for h, s in series.items()}, "models": {}}
+    for name, scorer in scorers.items():
+        rows: dict = {}
+        for height, faces in series.items():
+            scores = scorer.score_batch([c for crops in faces for c in crops]).reshape(len(faces), len(BLURS) + 1)
+            rho = [spearmanr(np.arange(len(BLURS) + 1), s).statistic for s in scores]
+            rows[height] = {"mild_blur_lower": float(np.mean(scores[:, 1] < scores[:, 0])),
+                            "spearman": float(np.nanmean(rho)),
+                            "best_is_sharp": float(np.mean(scores.argmax(axis=1) == 0))}
+        every = [v for v in rows.values()]
+        weights = [result["faces"][h] for h in rows]
+        rows["all"] = {k: float(np.average([r[k] for r in every], weights=weights)) for k in every[0]}
+        result["models"][name] = rows
+    return result
+
+
+def markdown(result: dict) -> str:
+    """One table per measure: models by frame size."""
+    heights = list(result["faces"])
+    lines = [f"Photos: {result['photos']} ({result['split']} split); faces per frame size: "
+             + ", ".join(f"{h} {n}" for h, n in result["faces"].items()) + "."]
+    for key, title in (("mild_blur_lower", "share of faces scored lower at sigma = width / 150"),
+                       ("spearman", "mean Spearman of blur (sharp, 1-5 x width / 150) against score"),
+                       ("best_is_sharp", "share of faces whose best copy is the sharp one")):
+        lines += ["", f"{title}:", "", "| model | " + " | ".join(heights) + " | all |",
+                  "|---" * (len(heights) + 2) + "|"]
+        for name, rows in result["models"].items():
+            lines.append(f"| {name} | " + " | ".join(f"{rows[h][key]:.3f}" for h in [*heights, "all"]) + " |")
+    return "\n".join(lines)
+
+
+def _named(items: Sequence[str]) -> dict[str, Path]:
+    named = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        named[name if sep else item] = resolve_model(path if sep else item)
+    return named
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", action="append", required=True, metavar="[NAME=]MODEL",
+                        help="a checkpoint, bundle or bundled name; repeat to compare")
+    parser.add_argument("--split", default="test", choices=["test", "calibrate"],
+                        help="which half of the photos (calibrate: for choosing a model; test: for reporting)")
+    parser.add_argument("--min-face", type=float, default=48.0, help="smallest face width used, px")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+    result = camera_response(_named(args.model), args.split, args.min_face)
+    print(markdown(result))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

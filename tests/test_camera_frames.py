@@ -1,0 +1,42 @@
+"""The camera-frame benchmark: faces cut from a frame blurred around them, scored by sharpness."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import ImageFilter
+
+pytest.importorskip("ai_edge_litert", reason="the face finder needs the `detect` extra")
+
+from benchmarks.camera_frames import BLURS, _blurred_crops, camera_response, markdown  # noqa: E402
+from benchmarks.detect_precision import WILD  # noqa: E402
+from fiqa_edge.assets import resolve_model  # noqa: E402
+from fiqa_edge.detect import LFW_FRAMING, FaceFinder, align_face  # noqa: E402
+from fiqa_edge.imaging import load_image  # noqa: E402
+
+PHOTO = "audrey.jpg"  # one portrait of the calibrate half, a 290 px face
+
+
+def test_blurring_around_the_face_cuts_what_blurring_the_whole_frame_cuts():
+    frame = load_image(WILD / PHOTO)
+    face = FaceFinder().detect(frame)[0]
+    crops = _blurred_crops(frame, face, LFW_FRAMING)
+    assert len(crops) == len(BLURS) + 1
+    for k, crop in zip(BLURS, crops[1:]):
+        whole = align_face(frame.filter(ImageFilter.GaussianBlur(k * face.width / 150)), face.eyes, LFW_FRAMING)
+        assert np.abs(np.asarray(crop, float) - np.asarray(whole, float)).mean() < 0.5
+
+
+def test_camera_response_ranks_a_sharp_portrait_above_its_strong_blurs(tmp_path):
+    shutil.copy(WILD / PHOTO, tmp_path / PHOTO)
+    entry = json.loads((WILD / "faces.json").read_text())[PHOTO]
+    (tmp_path / "faces.json").write_text(json.dumps({PHOTO: {**entry, "split": "test"}}))
+    result = camera_response({"demo": resolve_model("demo")}, folder=tmp_path)
+    assert result["faces"] == {"native": 1, "480": 1, "720": 1, "1080": 1}
+    rows = result["models"]["demo"]
+    assert rows["all"]["spearman"] < -0.8  # the score falls as the blur grows, at every frame size
+    assert set(rows) == {"native", "480", "720", "1080", "all"}
+    assert "| demo |" in markdown(result)
