@@ -29,7 +29,7 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from fiqa_edge.assets import resolve_model
-from fiqa_edge.detect import FaceFinder
+from fiqa_edge.detect import LFW_FRAMING, Face, FaceFinder, Framing
 from fiqa_edge.detect.blazeface import box_iou
 from fiqa_edge.framing import align_face
 from fiqa_edge.imaging import load_image
@@ -50,7 +50,7 @@ def _frame(image: Image.Image, height: int | None) -> tuple[Image.Image, float]:
     return image.resize((round(image.width * scale), height), Image.Resampling.LANCZOS), scale
 
 
-def _blurred_crops(frame: Image.Image, face, framing) -> list[Image.Image]:
+def _blurred_crops(frame: Image.Image, face: Face, framing: Framing) -> list[Image.Image]:
     """The face cut sharp, then from the frame blurred at each of :data:`BLURS` (only the region around the face)."""
     crops = [align_face(frame, face.eyes, framing)]
     x0, y0, x1, y1 = face.box
@@ -59,8 +59,8 @@ def _blurred_crops(frame: Image.Image, face, framing) -> list[Image.Image]:
         pad = 1.5 * face.width + 4 * sigma
         left, top = max(0, int(x0 - pad)), max(0, int(y0 - pad))
         region = frame.crop((left, top, min(frame.width, int(x1 + pad) + 1), min(frame.height, int(y1 + pad) + 1)))
-        eyes = tuple(np.asarray(e) - (left, top) for e in face.eyes)
-        crops.append(align_face(region.filter(ImageFilter.GaussianBlur(sigma)), eyes, framing))
+        right_eye, left_eye = (np.asarray(e) - (left, top) for e in face.eyes)
+        crops.append(align_face(region.filter(ImageFilter.GaussianBlur(sigma)), (right_eye, left_eye), framing))
     return crops
 
 
@@ -68,7 +68,7 @@ def camera_response(models: dict[str, Path], split: str = "test", min_face: floa
                     folder: Path = WILD) -> dict:
     """The three measures above, per model and frame size (see the module's docstring)."""
     scorers = {name: QualityScorer.load(path) for name, path in models.items()}
-    framings = {s.framing for s in scorers.values()}
+    framings = {s.framing or LFW_FRAMING for s in scorers.values()}
     if len(framings) != 1:
         msg = "the models frame faces differently; compare models of one framing"
         raise ValueError(msg)
@@ -88,10 +88,10 @@ def camera_response(models: dict[str, Path], split: str = "test", min_face: floa
                     "faces": {h: len(s) for h, s in series.items()}, "models": {}}
     for name, scorer in scorers.items():
         rows: dict = {}
-        for height, faces in series.items():
+        for size, faces in series.items():
             scores = scorer.score_batch([c for crops in faces for c in crops]).reshape(len(faces), len(BLURS) + 1)
             rho = [spearmanr(np.arange(len(BLURS) + 1), s).statistic for s in scores]
-            rows[height] = {"mild_blur_lower": float(np.mean(scores[:, 1] < scores[:, 0])),
+            rows[size] = {"mild_blur_lower": float(np.mean(scores[:, 1] < scores[:, 0])),
                             "spearman": float(np.nanmean(rho)),
                             "best_is_sharp": float(np.mean(scores.argmax(axis=1) == 0))}
         every = [v for v in rows.values()]
