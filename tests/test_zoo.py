@@ -17,7 +17,7 @@ from fiqa_edge.zoo.checkpoint import detect_arch, read_checkpoint, save_checkpoi
 
 
 def test_registry_lists_and_suggests():
-    assert list_models() == ["fiqa_edgenext_xxs", "fiqa_swin_b"]
+    assert list_models() == ["fiqa_edgenext_xxs", "fiqa_edgenext_xxs_lp", "fiqa_swin_b"]
     assert list_models("*swin*") == ["fiqa_swin_b"]
     assert is_model("timm:resnet18") and not is_model("timm:") and not is_model("nope")
     assert get_model_cfg("fiqa_swin_b").input_size == 448
@@ -35,7 +35,8 @@ def test_every_registered_model_builds_and_scores(name):
     assert torch.isfinite(out).all()
 
 
-@pytest.mark.parametrize("official, name", [(OfficialEdgeNeXtXXS, "fiqa_edgenext_xxs"), (OfficialSwinB, "fiqa_swin_b")])
+@pytest.mark.parametrize("official, name", [(OfficialEdgeNeXtXXS, "fiqa_edgenext_xxs"),
+                                            (OfficialEdgeNeXtXXS, "fiqa_edgenext_xxs_lp"), (OfficialSwinB, "fiqa_swin_b")])
 def test_state_dict_layout_equals_the_official(official, name):
     ours = {k: tuple(v.shape) for k, v in create_model(name).state_dict().items()}
     theirs = {k: tuple(v.shape) for k, v in official().state_dict().items()}
@@ -44,6 +45,23 @@ def test_state_dict_layout_equals_the_official(official, name):
 
 def test_student_parameter_count():
     assert sum(p.numel() for p in create_model("fiqa_edgenext_xxs").parameters()) == 1_179_641
+
+
+def test_low_pass_student_blurs_its_input_as_a_gaussian_then_scores_as_the_student(official_student, tmp_path):
+    from scipy.ndimage import gaussian_filter
+
+    model, path = official_student
+    low_pass = load_model(path, arch="fiqa_edgenext_xxs_lp").model
+    x = torch.rand(2, 3, 48, 48)
+    blurred = low_pass.prefilter(x).numpy()
+    reference = gaussian_filter(x.numpy(), sigma=(0, 0, 1.0, 1.0), mode="nearest", truncate=3.0)
+    assert abs(blurred - reference).max() < 1e-5
+    assert not torch.allclose(low_pass.prefilter(x), x, atol=1e-2)  # it does blur
+    plain = load_model(path).model
+    with torch.no_grad():
+        assert torch.allclose(low_pass(x), plain(torch.from_numpy(reference)), atol=1e-5)
+    state, _ = read_checkpoint(path)
+    assert detect_arch(state) == "fiqa_edgenext_xxs"  # an unnamed student checkpoint is the plain student
 
 
 def test_timm_backbone_with_quality_head():
