@@ -94,7 +94,7 @@ def camera_response(models: dict[str, Path], split: str = "test", min_face: floa
             rows[size] = {"mild_blur_lower": float(np.mean(scores[:, 1] < scores[:, 0])),
                             "spearman": float(np.nanmean(rho)),
                             "best_is_sharp": float(np.mean(scores.argmax(axis=1) == 0))}
-        every = [v for v in rows.values()]
+        every = list(rows.values())
         weights = [result["faces"][h] for h in rows]
         rows["all"] = {k: float(np.average([r[k] for r in every], weights=weights)) for k in every[0]}
         result["models"][name] = rows

@@ -45,6 +45,9 @@ class GaussianPrefilter(nn.Module):
         self.register_buffer("rows", taps, persistent=False)
         self.register_buffer("columns", taps.transpose(2, 3).contiguous(), persistent=False)
 
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma}"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         r = self.radius
         x = F.pad(x, (r, r, r, r), mode="replicate")
