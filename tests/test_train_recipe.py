@@ -351,7 +351,7 @@ def test_the_shipped_configs_load_and_name_files_that_exist(name):
     for path in (cfg.data.labels, cfg.data.val, cfg.data.test, cfg.data.unlabelled_1, cfg.data.unlabelled_2, cfg.data.eyes,
                  *cfg.data.pseudo):
         assert path is None or path.is_file(), path
-    assert cfg.student.arch == "fiqa_edgenext_xxs" and cfg.data.framing == "lfw"
+    assert cfg.student.arch in {"fiqa_edgenext_xxs", "fiqa_edgenext_xxs_lp"} and cfg.data.framing == "lfw"
     init = None if cfg.student.init is None else Path(cfg.student.init).resolve()
     if init is not None and not init.is_file():
         run = init.relative_to(SMOKE.parents[2] / "runs").parent.as_posix()
