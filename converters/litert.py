@@ -69,6 +69,9 @@ __all__ = ["INT8_MODES", "LiteRtConverter", "LiteRtOptions", "signature_name"]
 INT8_MODES = ("dynamic", "static", "weight-only")
 #: the quality head's module as it appears in the converted graph's tensor names
 HEAD_MODULE = "Sequential_quality"
+#: a fixed input filter's module (the zoo's ``prefilter``) in those names: its Gaussian taps stay float in int8
+PREFILTER_MODULE = "GaussianPrefilter_prefilter"
+_NOT_PREFILTER = f"(?!.*{re.escape(PREFILTER_MODULE)})"
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ def quantize(fp32: Path, dst: Path, precision: str, options: LiteRtOptions, cali
         convs = (op.CONV_2D, op.DEPTHWISE_CONV_2D)
         first = _first_conv(fp32)
         for name in convs:
-            q.add_static_config(regex=f"^(?!{re.escape(first)}).*", operation_name=name, activation_num_bits=8,
+            q.add_static_config(regex=f"^(?!{re.escape(first)}){_NOT_PREFILTER}.*", operation_name=name, activation_num_bits=8,
                                 weight_num_bits=8)
         head = f".*{re.escape(HEAD_MODULE)}.*"
         q.add_dynamic_config(regex=f"^(?!{head}).*", operation_name=op.FULLY_CONNECTED, num_bits=8)
@@ -174,11 +177,11 @@ def quantize(fp32: Path, dst: Path, precision: str, options: LiteRtOptions, cali
                    "dynamic_int8": [op.FULLY_CONNECTED.name], "int8_weights_only": ["quality head"], "float": [first]}
     elif options.int8_mode == "dynamic":
         for name in weights:
-            q.add_dynamic_config(regex=".*", operation_name=name, num_bits=8)
+            q.add_dynamic_config(regex=f"^{_NOT_PREFILTER}.*", operation_name=name, num_bits=8)
         figures = {"mode": "dynamic", "ops": [o.name for o in weights]}
     elif options.int8_mode == "weight-only":
         for name in weights:
-            q.add_weight_only_config(regex=".*", operation_name=name, num_bits=8)
+            q.add_weight_only_config(regex=f"^{_NOT_PREFILTER}.*", operation_name=name, num_bits=8)
         figures = {"mode": "weight-only", "ops": [o.name for o in weights]}
     else:
         msg = f"LiteRT int8 mode must be one of {INT8_MODES}, not {options.int8_mode!r}"

@@ -94,12 +94,16 @@ class OnnxOptions:
 
 #: name prefix of the quality head's nodes in exported graphs (the zoo's ``quality`` module)
 HEAD_PREFIX = "/quality/"
+#: name prefix of a fixed input filter's nodes (the zoo's ``prefilter``): its Gaussian taps stay float in int8
+PREFILTER_PREFIX = "/prefilter/"
 
 
 def end_nodes(graph, op_types: tuple[str, ...]) -> list[str]:
-    """Names of the first node of ``op_types`` (graph order is topological) and of the head's nodes."""
+    """Names of the ``op_types`` nodes int8 leaves in float: a fixed prefilter's, the first layer after it (graph
+    order is topological) and the head's."""
     names = [n.name for n in graph.node if n.op_type in op_types]
-    return names[:1] + [n for n in names if n.startswith(HEAD_PREFIX)]
+    body = [n for n in names if not n.startswith(PREFILTER_PREFIX)]
+    return [n for n in names if n.startswith(PREFILTER_PREFIX)] + body[:1] + [n for n in body if n.startswith(HEAD_PREFIX)]
 
 
 def export_fp32(model, input_size: int, path: Path, options: OnnxOptions = OnnxOptions()) -> None:

@@ -62,12 +62,12 @@ FLOAT_OP_TYPES = ("Add", "Multiply", "MVN", "Divide", "Concat", "ReduceMean", "P
 
 
 def ignored_scope(hub: Path):
-    """The NNCF ignored scope: :data:`FLOAT_OP_TYPES`, the first layer and the quality head."""
+    """The NNCF ignored scope: :data:`FLOAT_OP_TYPES`, a fixed prefilter, the first layer and the quality head."""
     import nncf
     import onnx
 
-    first = end_nodes(onnx.load(str(hub)).graph, ("Conv", "MatMul", "Gemm"))[:1]
-    return nncf.IgnoredScope(patterns=[f"{HEAD_PREFIX}.*", *(re.escape(n) + ".*" for n in first)],
+    ends = end_nodes(onnx.load(str(hub)).graph, ("Conv", "MatMul", "Gemm"))
+    return nncf.IgnoredScope(patterns=[f"{HEAD_PREFIX}.*", *(re.escape(n) + ".*" for n in ends)],
                              types=list(FLOAT_OP_TYPES), validate=False)
 
 

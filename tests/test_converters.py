@@ -338,6 +338,23 @@ def test_int8_keeps_the_first_layer_and_the_head_in_float(bundles):
     assert sum(layers[name] for name in rest if name not in head) > 40  # everything between is quantized
 
 
+@pytest.mark.parametrize("target", ["onnx", "openvino"])
+def test_int8_keeps_a_low_pass_models_gaussian_taps_in_float(target, tmp_path):
+    """fiqa_edgenext_xxs_lp: its fixed prefilter's convolutions are left float as well as the stem and the head."""
+    if TARGETS[target].unavailable():
+        pytest.skip(f"{target}: {TARGETS[target].unavailable()}")
+    model = load_model(DEFAULT_MODEL, arch="fiqa_edgenext_xxs_lp")
+    (result,) = convert(model, [target], out=tmp_path, precisions=["int8"],
+                        options={"onnx": OnnxOptions(int8_mode="static")})
+    assert result.error is None, result.error
+    inspect = {"onnx": _onnx_quantized_layers, "openvino": _openvino_quantized_layers}[target]
+    layers = inspect(result.bundle / TARGETS[target].model_file)
+    names = list(layers)
+    assert names[0].startswith("/prefilter/Conv") and names[1].startswith("/prefilter/Conv_1") and "/stem" in names[2]
+    assert not any(layers[n] for n in names[:3])
+    assert sum(layers[n] for n in names[3:]) > 40
+
+
 @pytest.mark.heavy
 def test_one_fp32_export_and_one_int8_graph_per_run(student, faces, tmp_path, monkeypatch):
     from collections import Counter

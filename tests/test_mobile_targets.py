@@ -65,6 +65,27 @@ def test_the_bundled_litert_bundle_scores_as_its_stored_reference(faces):
 
 @pytest.mark.heavy
 @needs_litert
+def test_litert_int8_keeps_a_low_pass_models_gaussian_taps_in_float(tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    from fiqa_edge.converters.convert import convert
+    from fiqa_edge.converters.litert import PREFILTER_MODULE
+    from fiqa_edge.zoo import load_model
+
+    (result,) = convert(load_model(DEFAULT_MODEL, arch="fiqa_edgenext_xxs_lp"), ["litert"], out=tmp_path,
+                        precisions=["int8"])
+    assert result.error is None, result.error
+    interpreter = Interpreter(model_path=str(result.bundle / "model.tflite"))
+    details = {t["index"]: t for t in interpreter.get_tensor_details()}
+    convs = [o for o in interpreter._get_ops_details() if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    int8_weights = [details[o["inputs"][1]]["dtype"] == np.int8 for o in convs]
+    taps = [PREFILTER_MODULE in details[o["outputs"][0]]["name"] for o in convs]
+    assert taps[:2] == [True, True] and not any(taps[2:])  # the two Gaussian passes come first
+    assert int8_weights[:2] == [False, False] and all(int8_weights[2:])
+
+
+@pytest.mark.heavy
+@needs_litert
 def test_litert_int8_keeps_the_first_convolution_float_and_quantizes_the_rest(litert_static):
     from ai_edge_litert.interpreter import Interpreter
 
