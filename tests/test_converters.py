@@ -338,7 +338,7 @@ def test_int8_keeps_the_first_layer_and_the_head_in_float(bundles):
     assert sum(layers[name] for name in rest if name not in head) > 40  # everything between is quantized
 
 
-@pytest.mark.parametrize("target", ["onnx", "openvino"])
+@pytest.mark.parametrize("target", ["onnx", pytest.param("openvino", marks=pytest.mark.heavy)])
 def test_int8_keeps_a_low_pass_models_gaussian_taps_in_float(target, tmp_path):
     """fiqa_edgenext_xxs_lp: its fixed prefilter's convolutions are left float as well as the stem and the head."""
     if TARGETS[target].unavailable():
