@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +27,7 @@ from PIL import Image, ImageFilter
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
-from fiqa_edge.assets import resolve_model
+from fiqa_edge.assets import named_model
 from fiqa_edge.detect import LFW_FRAMING, Face, FaceFinder, Framing
 from fiqa_edge.detect.blazeface import box_iou
 from fiqa_edge.framing import align_face
@@ -116,14 +115,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def _named(items: Sequence[str]) -> dict[str, Path]:
-    named = {}
-    for item in items:
-        name, sep, path = item.partition("=")
-        named[name if sep else item] = resolve_model(path if sep else item)
-    return named
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", required=True, metavar="[NAME=]MODEL",
@@ -133,7 +124,7 @@ def main() -> None:
     parser.add_argument("--min-face", type=float, default=48.0, help="smallest face width used, px")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
-    result = camera_response(_named(args.model), args.split, args.min_face)
+    result = camera_response(dict(named_model(m) for m in args.model), args.split, args.min_face)
     print(markdown(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

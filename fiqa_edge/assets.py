@@ -25,6 +25,7 @@ __all__ = [
     "SAMPLE_SPLITS",
     "BundledModel",
     "default_model_path",
+    "named_model",
     "resolve_model",
     "sample_faces",
 ]
@@ -79,6 +80,20 @@ def resolve_model(model: str | os.PathLike[str]) -> Path:
     if text in BUNDLED_MODELS and not Path(text).exists():
         return BUNDLED_MODELS[text].path
     return Path(text)
+
+
+def named_model(item: str) -> tuple[str, Path]:
+    """``NAME=MODEL`` (or a bare ``MODEL``, named as written) as (name, existing model file or folder).
+
+    Raises:
+        FiqaError: the model is neither an existing path nor a bundled model's name.
+    """
+    name, sep, text = item.partition("=")
+    model = resolve_model(text if sep else item)
+    if not name or not model.exists():
+        msg = f"{item!r}: expected [NAME=]MODEL, an existing model or a bundled model's name"
+        raise FiqaError(msg)
+    return name, model
 
 
 def default_model_path(backend: str = "torch") -> Path:

@@ -71,3 +71,16 @@ def test_scores_fall_as_degradation_strength_rises(held_out_faces, kind):
     means = [mean_score(held_out_faces)]
     means += [mean_score([apply(im, kind, s, seed_text=str(i)) for i, im in enumerate(held_out_faces)]) for s in LEVELS[kind]]
     assert all(a > b for a, b in zip(means, means[1:])), f"{kind}: mean scores {np.round(means, 4).tolist()}"
+
+
+def test_named_models_are_name_equals_model_or_a_bundled_name(tmp_path):
+    from fiqa_edge.assets import BUNDLED_MODELS, named_model
+    from fiqa_edge.errors import FiqaError
+
+    assert named_model("demo") == ("demo", BUNDLED_MODELS["demo"].path)
+    assert named_model("v2=demo") == ("v2", BUNDLED_MODELS["demo"].path)
+    (tmp_path / "m.safetensors").write_bytes(b"")
+    assert named_model(f"mine={tmp_path / 'm.safetensors'}") == ("mine", tmp_path / "m.safetensors")
+    for bad in ("v9=no/such/model.safetensors", "=demo", "no/such/model.onnx"):
+        with pytest.raises(FiqaError, match="expected \\[NAME=\\]MODEL"):
+            named_model(bad)

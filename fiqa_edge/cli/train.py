@@ -104,18 +104,15 @@ def train_evaluate(models: tuple[str, ...], pairs: Path, root: Path, photos: tup
 
     Needs the `labels` extra (dlib) and the detector (`detect` extra).
     """
-    from ..assets import resolve_model
+    from ..assets import named_model
+    from ..errors import FiqaError
     from ..imaging import collect_images
     from ..train.utility_eval import evaluate
 
-    named = {}
-    for item in models:
-        name, sep, path = item.partition("=")
-        model = resolve_model(path)
-        if not sep or not model.exists():
-            msg = f"--model {item!r}: expected NAME=PATH to an existing model or a bundled model's name"
-            raise click.BadParameter(msg)
-        named[name] = model
+    try:
+        named = dict(named_model(item) for item in models)
+    except FiqaError as exc:
+        raise click.BadParameter(str(exc), param_hint="--model") from None
     evaluate(named, pairs, root, collect_images(photos), out, faceres=faceres, min_face=min_face)
     click.echo((out / "evaluation.md").read_text())
 
