@@ -23,7 +23,7 @@ pytest.importorskip("ai_edge_litert", reason="face detection needs pip install '
 if cannot_run("onnxruntime"):
     pytest.skip(cannot_run("onnxruntime"), allow_module_level=True)
 
-from benchmarks.detect_precision import evaluate, finder_boxes, load_photos, match  # noqa: E402
+from fiqa_edge.benchmarks.detect_precision import evaluate, finder_boxes, load_photos, match  # noqa: E402
 from fiqa_edge.detect import CONTAINED, DETECTORS, LFW_FRAMING, FaceFinder, align_face, merge  # noqa: E402
 from fiqa_edge.faces import NO_FACE, FaceScorer  # noqa: E402
 
