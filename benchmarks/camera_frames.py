@@ -14,12 +14,20 @@ out of focus, at the face's own resolution. Per model:
   falls at every step);
 - **best frame is sharp**: per frame size, the share of faces whose best-scored copy is the sharp one, which is
   what ``score --best`` needs of a clip whose frames differ only in focus.
+
+With ``--clips``, ``score --best`` itself is tried: each photo becomes a clip at 480, 720 and 1080 lines
+(:data:`CLIP`: 3 sharp frames among 9 blurred by sigma = 1-5 x the largest counted face's width / 150, or with
+``--clip-px`` :data:`CLIP_PX`: by sigma = 3-6 px of the frame, a camera out of focus whatever the face's size),
+encoded as H.264 by PyAV, and :func:`fiqa_edge.video.best_faces` returns each person's 3 best frames; reported
+per height: the people (tracks of a counted face) whose 3 best are the 3 sharp frames, and the blurred frames
+returned.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +38,11 @@ from tqdm import tqdm
 from fiqa_edge.assets import named_model
 from fiqa_edge.detect import LFW_FRAMING, Face, FaceFinder, Framing
 from fiqa_edge.detect.blazeface import box_iou
+from fiqa_edge.faces import FaceScorer
 from fiqa_edge.framing import align_face
 from fiqa_edge.imaging import load_image
 from fiqa_edge.scorer import QualityScorer
+from fiqa_edge.video import best_faces
 
 from .detect_precision import MATCH_IOU, WILD, load_photos
 
@@ -40,6 +50,12 @@ from .detect_precision import MATCH_IOU, WILD, load_photos
 BLURS = (1, 2, 3, 4, 5)
 #: frame heights the photos are also resized to (None: the photo as it is)
 HEIGHTS = (None, 480, 720, 1080)
+#: a clip's frames: 0 sharp, k the frame blurred by sigma = k x face width / 150
+CLIP = (0, 1, 2, 0, 1, 3, 0, 1, 2, 4, 1, 5)
+#: a clip's frames with ``px``: 0 sharp, s the frame blurred by sigma = s px
+CLIP_PX = (0, 3, 4, 0, 5, 3, 0, 6, 4, 3, 5, 6)
+#: the clips' frame heights
+CLIP_HEIGHTS = (480, 720, 1080)
 
 
 def _frame(image: Image.Image, height: int | None) -> tuple[Image.Image, float]:
@@ -100,6 +116,69 @@ def camera_response(models: dict[str, Path], split: str = "test", min_face: floa
     return result
 
 
+def _write_clip(frames: list[Image.Image], path: Path) -> None:
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=5, options={"crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = frames[0].width, frames[0].height, "yuv420p"
+        for image in frames:
+            container.mux(stream.encode(av.VideoFrame.from_image(image)))
+        container.mux(stream.encode())
+
+
+def clip_best(models: dict[str, Path], split: str = "test", min_face: float = 48.0, folder: Path = WILD, *,
+              px: bool = False) -> dict:
+    """``score --best`` on H.264 clips of the photos, sharp frames among blurred ones (see the module's docstring)."""
+    steps = CLIP_PX if px else CLIP
+    best = steps.count(0)
+    scorers = {name: FaceScorer(QualityScorer.load(path)) for name, path in models.items()}
+    result: dict = {"split": split, "clip": list(steps), "sigma": "px" if px else "face width / 150", "best": best,
+                    "models": {name: {} for name in models}}
+    photos = [p for p in load_photos(folder, split) if p.faces]
+    with tempfile.TemporaryDirectory() as tmp:
+        for height in CLIP_HEIGHTS:
+            counts = {name: [0, 0, 0] for name in models}  # people, people whose best are all sharp, blurred returned
+            for photo in tqdm(photos, desc=f"clips at {height} lines", unit="clip"):
+                image = load_image(folder / photo.name)
+                frame, scale = _frame(image, height)
+                frame = frame.crop((0, 0, frame.width // 2 * 2, frame.height // 2 * 2))  # H.264 wants even sides
+                counted = [tuple(v * scale for v in box) for box in photo.faces]
+                unit = 1.0 if px else max(box[2] - box[0] for box in counted) / 150
+                clip = Path(tmp) / f"{photo.name}-{height}.mp4"
+                _write_clip([frame if k == 0 else frame.filter(ImageFilter.GaussianBlur(k * unit)) for k in steps], clip)
+                for name, scorer in scorers.items():
+                    by_track: dict[int, list] = {}
+                    for face in best_faces(scorer, clip, best=best, fps=None).faces:
+                        by_track.setdefault(face.track, []).append(face)
+                    for faces in by_track.values():
+                        box = faces[0].box
+                        if box[2] - box[0] < min_face or not any(box_iou(box, c) >= MATCH_IOU for c in counted):
+                            continue
+                        blurred = sum(steps[face.frame] != 0 for face in faces)
+                        counts[name][0] += 1
+                        counts[name][1] += blurred == 0
+                        counts[name][2] += blurred
+            for name, (people, sharp, blurred) in counts.items():
+                result["models"][name][str(height)] = {"people": people, "all_sharp": sharp / max(people, 1),
+                                                       "blurred_returned": blurred}
+    return result
+
+
+def clips_markdown(result: dict) -> str:
+    """One row per model: per clip height, people whose best frames are all sharp, and blurred frames returned."""
+    heights = [str(h) for h in CLIP_HEIGHTS]
+    lines = [f"`score --best {result['best']}` on H.264 clips ({len(result['clip'])} frames, {result['best']} sharp, "
+             f"blur sigma in {result['sigma']} {sorted(set(result['clip']) - {0})}; {result['split']} split): people "
+             "whose best frames are all sharp / blurred frames returned.", "",
+             "| model | " + " | ".join(f"{h} lines" for h in heights) + " |", "|---" * (len(heights) + 1) + "|"]
+    for name, rows in result["models"].items():
+        cells = [f"{rows[h]['all_sharp'] * rows[h]['people']:.0f} of {rows[h]['people']} / {rows[h]['blurred_returned']}"
+                 for h in heights]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def markdown(result: dict) -> str:
     """One table per measure: models by frame size."""
     heights = list(result["faces"])
@@ -122,10 +201,17 @@ def main() -> None:
     parser.add_argument("--split", default="test", choices=["test", "calibrate"],
                         help="which half of the photos (calibrate: for choosing a model; test: for reporting)")
     parser.add_argument("--min-face", type=float, default=48.0, help="smallest face width used, px")
+    parser.add_argument("--clips", action="store_true", help="also try `score --best` on H.264 clips of the photos")
+    parser.add_argument("--clip-px", action="store_true",
+                        help="blur the clips' frames by 3-6 px instead of 1-5 x the face's width / 150")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
-    result = camera_response(dict(named_model(m) for m in args.model), args.split, args.min_face)
+    models = dict(named_model(m) for m in args.model)
+    result = camera_response(models, args.split, args.min_face)
     print(markdown(result))
+    if args.clips:
+        result["clips"] = clip_best(models, args.split, args.min_face, px=args.clip_px)
+        print("\n" + clips_markdown(result["clips"]))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
