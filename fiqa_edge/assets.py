@@ -3,8 +3,8 @@
 The default model ships three times: the checkpoint (torch, the source of
 every conversion) and its fp32 ONNX and LiteRT bundles (converted from that
 checkpoint and validated against it), so installs without torch score out of
-the box with onnxruntime, OpenVINO or LiteRT. The model it replaced ships as a
-checkpoint too, reachable by name (``--model demo-v1``) for comparison.
+the box with onnxruntime, OpenVINO or LiteRT. The models it replaced ship as
+checkpoints too, reachable by name (``--model demo-v2``, ``demo-v1``) for comparison.
 """
 
 from __future__ import annotations
@@ -46,8 +46,11 @@ class BundledModel(NamedTuple):
 
 #: bundled checkpoints by name: what ``--model NAME`` and ``QualityScorer.load(NAME)`` open
 BUNDLED_MODELS = {
-    "demo": BundledModel(DEFAULT_MODEL, "the default, v2 (224 px): v1 fine-tuned on the recognition utility of the "
-                                        "subject's face and 9 kinds of degraded copies; docs/demo/report.md"),
+    "demo": BundledModel(DEFAULT_MODEL, "the default, v3 (224 px): v2 fine-tuned on labels from two recognisers "
+                                        "(dlib, SFace), behind a fixed low-pass; docs/demo/report.md"),
+    "demo-v2": BundledModel(_HERE / "weights" / "fiqa_edgenext_xxs_demo_v2.safetensors",
+                            "the second demo model (224 px, v1 fine-tuned on dlib's utility labels), kept for "
+                            "comparison"),
     "demo-v1": BundledModel(_HERE / "weights" / "fiqa_edgenext_xxs_demo_v1.safetensors",
                             "the first demo model (128 px, trained from scratch), kept for comparison"),
 }

@@ -83,7 +83,7 @@ class QualityScorer:
             model: bundle folder (model + ``fiqa.json``), ``.onnx``, OpenVINO
                 ``.xml``, TensorRT ``.engine``/``.plan``, CoreML
                 ``.mlpackage``, a torch checkpoint (needs torch), or a bundled
-                model's name (``demo``, ``demo-v1``: :data:`fiqa_edge.assets.BUNDLED_MODELS`).
+                model's name (``demo``, ``demo-v2``, ``demo-v1``: :data:`fiqa_edge.assets.BUNDLED_MODELS`).
             backend: ``auto`` (the bundle's own backend; for a bare file, the
                 installed backend that reads it), or a name from
                 :data:`fiqa_edge.backends.BACKENDS`.

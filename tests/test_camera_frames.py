@@ -11,9 +11,17 @@ from PIL import ImageFilter
 
 pytest.importorskip("ai_edge_litert", reason="the face finder needs the `detect` extra")
 
-from benchmarks.camera_frames import BLURS, _blurred_crops, camera_response, markdown  # noqa: E402
-from benchmarks.detect_precision import WILD  # noqa: E402
 from fiqa_edge.assets import resolve_model  # noqa: E402
+from fiqa_edge.benchmarks.camera_frames import (  # noqa: E402
+    BLURS,
+    CLIP_PX,
+    _blurred_crops,
+    camera_response,
+    clip_best,
+    clips_markdown,
+    markdown,
+)
+from fiqa_edge.benchmarks.detect_precision import WILD  # noqa: E402
 from fiqa_edge.detect import LFW_FRAMING, FaceFinder, align_face  # noqa: E402
 from fiqa_edge.imaging import load_image  # noqa: E402
 
@@ -40,3 +48,15 @@ def test_camera_response_ranks_a_sharp_portrait_above_its_strong_blurs(tmp_path)
     assert rows["all"]["spearman"] < -0.8  # the score falls as the blur grows, at every frame size
     assert set(rows) == {"native", "480", "720", "1080", "all"}
     assert "| demo |" in markdown(result)
+
+
+def test_best_frames_of_a_clip_out_of_focus_are_its_sharp_frames(tmp_path):
+    shutil.copy(WILD / PHOTO, tmp_path / PHOTO)
+    entry = json.loads((WILD / "faces.json").read_text())[PHOTO]
+    (tmp_path / "faces.json").write_text(json.dumps({PHOTO: {**entry, "split": "test"}}))
+    result = clip_best({"demo": resolve_model("demo")}, folder=tmp_path, px=True)
+    rows = result["models"]["demo"]
+    assert set(rows) == {"480", "720", "1080"} and result["best"] == CLIP_PX.count(0) == 3
+    assert all(row["people"] == 1 for row in rows.values())  # one person, followed through the encoded clip
+    assert all(row["all_sharp"] == 1.0 and row["blurred_returned"] == 0 for row in rows.values())
+    assert "| demo | 1 of 1 / 0 |" in clips_markdown(result)

@@ -41,17 +41,19 @@ def _scores(*args: str) -> list[float]:
     return [float(r["score"]) for r in csv.DictReader(io.StringIO(result.stdout))]
 
 
-def test_the_replaced_model_stays_reachable_by_name():
-    v1 = resolve_model("demo-v1")
-    assert v1 == BUNDLED_MODELS["demo-v1"].path and sha256_file(v1) != sha256_file(DEFAULT_MODEL)
+def test_the_replaced_models_stay_reachable_by_name():
     assert resolve_model("demo") == DEFAULT_MODEL
-    v1_scores, default_scores = _scores("--model", "demo-v1"), _scores()
-    assert len(v1_scores) == 4 and v1_scores != default_scores
+    default_scores = _scores()
+    for name in ("demo-v2", "demo-v1"):
+        path = resolve_model(name)
+        assert path == BUNDLED_MODELS[name].path and sha256_file(path) != sha256_file(DEFAULT_MODEL)
+        scores = _scores("--model", name)
+        assert len(scores) == 4 and scores != default_scores
     listing = CliRunner().invoke(main, ["models", "demo*"])
-    assert [line.split()[0] for line in listing.output.splitlines()] == ["demo", "demo-v1"]
+    assert [line.split()[0] for line in listing.output.splitlines()] == ["demo", "demo-v2", "demo-v1"]
     missing = CliRunner().invoke(main, ["score", "--model", "demo-v9", str(SAMPLES_DIR)])
     assert missing.exit_code == 1
-    assert "demo-v9: no such model file or bundle folder (bundled models by name: demo, demo-v1)" in missing.output
+    assert "demo-v9: no such model file or bundle folder (bundled models by name: demo, demo-v2, demo-v1)" in missing.output
 
 
 @pytest.fixture(scope="module")

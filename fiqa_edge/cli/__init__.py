@@ -54,7 +54,7 @@ def main(verbose: bool) -> None:
 @click.argument("images", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-m", "--model", type=click.Path(path_type=Path),
               help="Bundle folder, .onnx, OpenVINO .xml, TensorRT .engine, CoreML .mlpackage, torch checkpoint, or a "
-                   "bundled model's name (`fiqa-edge models`: demo, demo-v1). Default: the bundled demo model.")
+                   "bundled model's name (`fiqa-edge models`: demo, demo-v2, demo-v1). Default: the bundled demo model.")
 @click.option("--backend", type=click.Choice(["auto", *BACKEND_NAMES]), default="auto", show_default=True,
               help="Inference backend. auto: a bundle's own backend; for a file, the installed backend that reads it.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=8, show_default=True, help="Images per model call.")

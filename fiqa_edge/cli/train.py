@@ -86,7 +86,7 @@ def train_report(run: Path, labels_dir: Path, root: Path, pairs: Path, out: Path
 
 @train.command("evaluate")
 @click.option("--model", "models", multiple=True, required=True, metavar="NAME=PATH",
-              help="A model (checkpoint, bundle or bundled name) to evaluate, named; repeatable (v1=demo-v1, v2=...).")
+              help="A model (checkpoint, bundle or bundled name) to evaluate, named; repeatable (v2=demo-v2, v3=...).")
 @click.option("--pairs", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
               help="Held-out verification pairs with dlib distances (`fiqa-edge label pairs`).")
 @click.option("--root", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,

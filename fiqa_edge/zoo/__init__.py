@@ -81,7 +81,7 @@ def load_model(path: str | os.PathLike[str], arch: str | None = None, input_size
 
     Args:
         path: ``.pt``/``.pth``/``.safetensors`` checkpoint (official layouts load unchanged), or a bundled
-            model's name (``demo``, ``demo-v1``).
+            model's name (``demo``, ``demo-v2``, ``demo-v1``).
         arch: registry name; defaults to the name stored in the file, else detection.
         input_size: preprocessing size N; defaults to the file's spec, else the architecture's.
 

@@ -120,9 +120,9 @@ register_model(
         name="fiqa_edgenext_xxs_lp",
         builder="fiqa_edge.zoo.models:fiqa_edgenext_xxs",
         input_size=224,
-        description="the student behind a fixed Gaussian low-pass (sigma 1 px of its input); "
+        description="the student behind a fixed Gaussian low-pass (sigma 1.25 px of its input); "
                     "official student weights load into it",
-        builder_kwargs={"prefilter": 1.0},  # no signature: chosen by a checkpoint's recorded arch or --arch
+        builder_kwargs={"prefilter": 1.25},  # no signature: chosen by a checkpoint's recorded arch or --arch
     )
 )
 register_model(
