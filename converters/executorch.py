@@ -17,9 +17,12 @@ export :func:`xnnpack_friendly` writes each LayerNorm as a linear layer that
 averages the channels, subtraction, squaring, rsqrt and the affine scale, all
 of which XNNPACK runs (the function is the same: scores within 2e-7). On the
 demo model that moved the nodes left off XNNPACK from 175 of 412 to 110 of
-518 and batch-1 latency from 2.12 to 1.73 ms here. What stays off: the
-cross-covariance attention's ``F.normalize`` (pow, sum), its broadcasts and the
-positional encoding's cumsum.
+518 and batch-1 latency from 2.12 to 1.73 ms here. timm's positional encoding
+is computed from the feature map's shape on every call (cumsum, arange, full,
+division), which XNNPACK leaves; it is the same for every image of the export's
+size, so :func:`xnnpack_friendly` stores it as a constant (the default v3 at
+224 px: 98 nodes left off XNNPACK instead of 116; docs/benchmarking.md). What stays off: the
+cross-covariance attention's ``F.normalize`` (pow, sum) and its broadcasts.
 A ``.pte`` has no metadata slot, so ``fiqa.json`` travels beside it.
 """
 
@@ -54,9 +57,11 @@ def method_name(batch: int) -> str:
     return "forward" if batch == 1 else f"forward_{batch}"
 
 
-def xnnpack_friendly(model):
+def xnnpack_friendly(model, input_size: int):
     """A copy of ``model`` whose LayerNorms (``nn.LayerNorm`` and timm's channels-first ``LayerNorm2d``)
-    are written in ops XNNPACK delegates; the function is unchanged."""
+    are written in ops XNNPACK delegates, and whose positional encodings (timm's ``PositionalEncodingFourier``,
+    computed from the feature map's shape on every call) are constants for ``input_size``; the function is
+    unchanged at that size."""
     import copy
 
     import torch
@@ -80,11 +85,33 @@ def xnnpack_friendly(model):
             y = centred * torch.rsqrt(F.linear(centred * centred, self.average) + self.eps) * self.weight + self.bias
             return y.permute(0, 3, 1, 2) if self.channels_first else y
 
+    class ConstantPositions(nn.Module):
+        """A positional encoding's output for one image, repeated over the batch."""
+
+        table: torch.Tensor
+
+        def __init__(self, table: torch.Tensor) -> None:
+            super().__init__()
+            self.register_buffer("table", table)
+
+        def forward(self, shape: tuple[int, int, int]) -> torch.Tensor:
+            return self.table.expand(shape[0], -1, -1, -1)
+
     model = copy.deepcopy(model).eval()
-    for parent in list(model.modules()):
+    tables: dict[str, torch.Tensor] = {}
+    hooks = [module.register_forward_hook(lambda m, args, out, name=name: tables.__setitem__(name, out.detach()))
+             for name, module in model.named_modules() if type(module).__name__ == "PositionalEncodingFourier"]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, input_size, input_size))
+    for hook in hooks:
+        hook.remove()
+    for parent_name, parent in list(model.named_modules()):
         for name, child in list(parent.named_children()):
+            path = f"{parent_name}.{name}" if parent_name else name
             if isinstance(child, nn.LayerNorm) and child.elementwise_affine and len(child.normalized_shape) == 1:
                 setattr(parent, name, ChannelLayerNorm(child, channels_first=type(child).__name__ == "LayerNorm2d"))
+            elif path in tables:
+                setattr(parent, name, ConstantPositions(tables[path]))
     return model
 
 
@@ -149,7 +176,7 @@ class ExecuTorchConverter(Converter[ExecuTorchOptions]):
         from executorch.exir import to_edge_transform_and_lower
 
         n = ctx.loaded.spec.input_size
-        model = xnnpack_friendly(ctx.loaded.model)
+        model = xnnpack_friendly(ctx.loaded.model, n)
         programs = {}
         for batch in sorted(set(options.batch_sizes) | {1}):
             example = (torch.zeros(batch, 3, n, n),)
