@@ -65,6 +65,15 @@ def _frame(image: Image.Image, height: int | None) -> tuple[Image.Image, float]:
     return image.resize((round(image.width * scale), height), Image.Resampling.LANCZOS), scale
 
 
+def _counted_boxes(photo, scale: float) -> list[tuple[float, ...]]:
+    """The photo's counted face boxes in a frame resized by ``scale``."""
+    return [tuple(v * scale for v in box) for box in photo.faces]
+
+
+def _is_counted(box, counted: list[tuple[float, ...]]) -> bool:
+    return any(box_iou(box, c) >= MATCH_IOU for c in counted)
+
+
 def _blurred_crops(frame: Image.Image, face: Face, framing: Framing) -> list[Image.Image]:
     """The face cut sharp, then from the frame blurred at each of :data:`BLURS` (only the region around the face)."""
     crops = [align_face(frame, face.eyes, framing)]
@@ -95,9 +104,9 @@ def camera_response(models: dict[str, Path], split: str = "test", min_face: floa
         image = load_image(folder / photo.name)
         for height in HEIGHTS:
             frame, scale = _frame(image, height)
-            counted = [tuple(v * scale for v in box) for box in photo.faces]
+            counted = _counted_boxes(photo, scale)
             for face in finder.detect(frame):
-                if face.width >= min_face and any(box_iou(face.box, c) >= MATCH_IOU for c in counted):
+                if face.width >= min_face and _is_counted(face.box, counted):
                     series.setdefault(str(height or "native"), []).append(_blurred_crops(frame, face, framing))
     result: dict = {"split": split, "photos": len(photos), "blurs": list(BLURS), "min_face": min_face,
                     "faces": {h: len(s) for h, s in series.items()}, "models": {}}
@@ -143,7 +152,7 @@ def clip_best(models: dict[str, Path], split: str = "test", min_face: float = 48
                 image = load_image(folder / photo.name)
                 frame, scale = _frame(image, height)
                 frame = frame.crop((0, 0, frame.width // 2 * 2, frame.height // 2 * 2))  # H.264 wants even sides
-                counted = [tuple(v * scale for v in box) for box in photo.faces]
+                counted = _counted_boxes(photo, scale)
                 unit = 1.0 if px else max(box[2] - box[0] for box in counted) / 150
                 clip = Path(tmp) / f"{photo.name}-{height}.mp4"
                 _write_clip([frame if k == 0 else frame.filter(ImageFilter.GaussianBlur(k * unit)) for k in steps], clip)
@@ -153,7 +162,7 @@ def clip_best(models: dict[str, Path], split: str = "test", min_face: float = 48
                         by_track.setdefault(face.track, []).append(face)
                     for faces in by_track.values():
                         box = faces[0].box
-                        if box[2] - box[0] < min_face or not any(box_iou(box, c) >= MATCH_IOU for c in counted):
+                        if box[2] - box[0] < min_face or not _is_counted(box, counted):
                             continue
                         blurred = sum(steps[face.frame] != 0 for face in faces)
                         counts[name][0] += 1

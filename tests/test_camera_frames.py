@@ -38,11 +38,17 @@ def test_blurring_around_the_face_cuts_what_blurring_the_whole_frame_cuts():
         assert np.abs(np.asarray(crop, float) - np.asarray(whole, float)).mean() < 0.5
 
 
-def test_camera_response_ranks_a_sharp_portrait_above_its_strong_blurs(tmp_path):
+@pytest.fixture
+def portrait_folder(tmp_path):
+    """A photo folder of the portrait alone, as the test split."""
     shutil.copy(WILD / PHOTO, tmp_path / PHOTO)
     entry = json.loads((WILD / "faces.json").read_text())[PHOTO]
     (tmp_path / "faces.json").write_text(json.dumps({PHOTO: {**entry, "split": "test"}}))
-    result = camera_response({"demo": resolve_model("demo")}, folder=tmp_path)
+    return tmp_path
+
+
+def test_camera_response_ranks_a_sharp_portrait_above_its_strong_blurs(portrait_folder):
+    result = camera_response({"demo": resolve_model("demo")}, folder=portrait_folder)
     assert result["faces"] == {"native": 1, "480": 1, "720": 1, "1080": 1}
     rows = result["models"]["demo"]
     assert rows["all"]["spearman"] < -0.8  # the score falls as the blur grows, at every frame size
@@ -50,11 +56,8 @@ def test_camera_response_ranks_a_sharp_portrait_above_its_strong_blurs(tmp_path)
     assert "| demo |" in markdown(result)
 
 
-def test_best_frames_of_a_clip_out_of_focus_are_its_sharp_frames(tmp_path):
-    shutil.copy(WILD / PHOTO, tmp_path / PHOTO)
-    entry = json.loads((WILD / "faces.json").read_text())[PHOTO]
-    (tmp_path / "faces.json").write_text(json.dumps({PHOTO: {**entry, "split": "test"}}))
-    result = clip_best({"demo": resolve_model("demo")}, folder=tmp_path, px=True)
+def test_best_frames_of_a_clip_out_of_focus_are_its_sharp_frames(portrait_folder):
+    result = clip_best({"demo": resolve_model("demo")}, folder=portrait_folder, px=True)
     rows = result["models"]["demo"]
     assert set(rows) == {"480", "720", "1080"} and result["best"] == CLIP_PX.count(0) == 3
     assert all(row["people"] == 1 for row in rows.values())  # one person, followed through the encoded clip
