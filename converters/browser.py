@@ -43,7 +43,7 @@ def npm_package_dir(name: str) -> Path | None:
 
 def npm_missing() -> str | None:
     """Why the npm packages are not there, or None."""
-    missing = [n for n in ("onnxruntime-web", "playwright-core") if npm_package_dir(n) is None]
+    missing = [n for n in ("onnxruntime-web", "@litertjs/core", "playwright-core") if npm_package_dir(n) is None]
     if missing:
         return f"{' and '.join(missing)} not installed (npm ci --ignore-scripts --prefix {WEB_DIR})"
     return None

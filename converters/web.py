@@ -1,20 +1,31 @@
-"""The browser: a static web bundle that scores faces with onnxruntime-web (WebAssembly, SIMD, threads).
+"""The browser: a static web bundle that finds, aligns and scores faces (LiteRT.js and onnxruntime-web, WebAssembly).
 
 The bundle is the ONNX target's graph (``model.onnx``, fp32 or int8 QDQ) with
-``fiqa.json`` and what a page needs to score with it, offline and from any
-static host:
+``fiqa.json`` and what a page needs to find faces and score them, offline and
+from any static host:
 
-- ``fiqa.js``: the module an app imports (``FaceQualityScorer``); the work
-  runs in ``fiqa-worker.js``, a Web Worker, so the page never freezes;
+- ``fiqa.js``: the module an app imports (``FaceQualityScorer``: ``scoreFaces``,
+  ``capture`` from a camera); the work runs in ``fiqa-worker.js``, a Web
+  Worker, so the page never freezes;
+- ``detect/``: the BlazeFace models of :mod:`fiqa_edge.detect`, unchanged, and
+  ``settings.json`` (:func:`fiqa_edge.detect.detector_settings` and the
+  model's framing), which ``detect.js`` and ``align.js`` follow as Python does;
+- ``litert/``: LiteRT.js, which runs the ``.tflite`` detectors as
+  ``ai-edge-litert`` does in Python (XNNPACK in WebAssembly), copied from the
+  npm package pinned in ``web/package-lock.json``: its threaded build (relaxed
+  SIMD, cross-origin isolated pages) and its compatible one. Converting the
+  detectors to ONNX instead was tried: ``tflite2onnx`` converts the short
+  range model but has no DENSIFY or DEPTH_TO_SPACE for the full range one;
 - ``preprocess.js``: the manifest's preprocessing, pixel for pixel Pillow's
   (its antialiased bilinear resize in fixed point included), after the
   browser's own image decoding;
 - ``ort/``: onnxruntime-web's ES module, its Emscripten loader and its
   WebAssembly binary, copied from the npm package pinned in
   ``web/package-lock.json`` (the WebGPU build too with ``--web-webgpu``);
-- ``index.html`` + ``demo.js``: a page to pick or drop photos and see each
-  score, and to check the bundle against ``reference/``, the bundled sample
-  faces whose fp32 scores the manifest stores.
+- ``index.html`` + ``demo.js``: a page to drop photos and see each face's
+  quality, to capture the best face from a camera, and to check the bundle
+  against ``reference/``, the bundled sample faces whose fp32 scores the
+  manifest stores.
 
 int8 (``--web-int8``):
 
@@ -51,6 +62,9 @@ import numpy as np
 
 from fiqa_edge.assets import SAMPLES_DIR
 from fiqa_edge.backends import WEB_BACKEND
+from fiqa_edge.detect import detector_settings
+from fiqa_edge.detect.blazeface import MODELS_DIR
+from fiqa_edge.framing import LFW_FRAMING, Framing
 from fiqa_edge.manifest import Manifest
 
 from .base import BuildContext, Converter, cli_option
@@ -62,6 +76,11 @@ __all__ = ["WebConverter", "WebOptions", "browser_root"]
 #: onnxruntime-web files a bundle needs: always, and for the WebGPU backend
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 ORT_WEBGPU_FILES = ("ort.webgpu.min.mjs", "ort-wasm-simd-threaded.asyncify.mjs", "ort-wasm-simd-threaded.asyncify.wasm")
+#: LiteRT.js files a bundle needs (``litert/``), from the npm packages @litertjs/core and its @litertjs/wasm-utils
+LITERT_FILES = ("core.js", "wasm-utils.js", "litert_wasm_threaded_internal.js", "litert_wasm_threaded_internal.wasm",
+                "litert_wasm_compat_internal.js", "litert_wasm_compat_internal.wasm")
+#: the import of @litertjs/core's ES module that the bundle points at its copy of @litertjs/wasm-utils
+LITERT_IMPORT = ('from "@litertjs/wasm-utils"', 'from "./wasm-utils.js"')
 REFERENCE_DIR = "reference"
 
 
@@ -91,6 +110,26 @@ def browser_root(bundle: Path, images: list[Path], root: Path) -> list[str]:
     return urls
 
 
+def _copy_detection(bundle: Path, framing: Framing) -> None:
+    """``detect/`` (the BlazeFace models and how Python uses them, with ``framing``) and ``litert/`` (LiteRT.js)."""
+    settings = {**detector_settings(), "framing": framing.to_dict()}
+    (bundle / "detect").mkdir()
+    for model in settings["models"].values():
+        shutil.copyfile(MODELS_DIR / model["file"], bundle / "detect" / model["file"])
+    (bundle / "detect" / "settings.json").write_text(json.dumps(settings, indent=1) + "\n")
+    core, utils = npm_package_dir("@litertjs/core"), npm_package_dir("@litertjs/wasm-utils")
+    assert core is not None and utils is not None  # unavailable() said so otherwise
+    (bundle / "litert").mkdir()
+    for name in LITERT_FILES[2:]:
+        shutil.copyfile(core / "wasm" / name, bundle / "litert" / name)
+    shutil.copyfile(utils / "dist" / "index.js", bundle / "litert" / "wasm-utils.js")
+    source = (core / "dist" / "index.js").read_text()
+    if source.count(LITERT_IMPORT[0]) != 1:
+        msg = f"{core}: expected one import of @litertjs/wasm-utils in dist/index.js; this LiteRT.js is not the pinned one"
+        raise RuntimeError(msg)
+    (bundle / "litert" / "core.js").write_text(source.replace(*LITERT_IMPORT))
+
+
 class WebConverter(Converter[WebOptions]):
     """``--to web``: a static bundle that scores in the browser with onnxruntime-web."""
 
@@ -111,6 +150,7 @@ class WebConverter(Converter[WebOptions]):
         bundle = dst.parent
         for src in sorted((WEB_DIR / "src").iterdir()):
             shutil.copyfile(src, bundle / src.name)
+        _copy_detection(bundle, ctx.loaded.framing or LFW_FRAMING)
         ort_dir = npm_package_dir("onnxruntime-web")
         assert ort_dir is not None  # unavailable() said so otherwise
         (bundle / "ort").mkdir()
@@ -120,7 +160,7 @@ class WebConverter(Converter[WebOptions]):
             target = bundle / REFERENCE_DIR / face.relative_to(SAMPLES_DIR)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(face, target)
-        runtime = sum(f.stat().st_size for f in (bundle / "ort").iterdir())
+        runtime = sum(f.stat().st_size for d in ("ort", "litert") for f in (bundle / d).iterdir())
         version = json.loads((ort_dir / "package.json").read_text())["version"]
         figures["web"] = {"onnxruntime_web": version, "webgpu": options.webgpu, "runtime_mb": round(runtime / 2**20, 2)}
         return figures
@@ -142,7 +182,9 @@ class WebConverter(Converter[WebOptions]):
 
         onnx.checker.check_model(str(model_file), full_check=True)
         bundle = model_file.parent
-        needed = [src.name for src in (WEB_DIR / "src").iterdir()] + [f"ort/{n}" for n in ORT_FILES]
+        needed = ([src.name for src in (WEB_DIR / "src").iterdir()] + [f"ort/{n}" for n in ORT_FILES]
+                  + [f"litert/{n}" for n in LITERT_FILES] + ["detect/settings.json"]
+                  + [f"detect/{m['file']}" for m in detector_settings()["models"].values()])
         missing = [n for n in needed if not (bundle / n).is_file()]
         if missing:
             msg = f"{bundle}: the web bundle lacks {', '.join(missing)}"

@@ -42,7 +42,7 @@ const handlers = {
       const { FaceQualityScorer } = await import(`${bundle}fiqa.js`);
       window.scorer = await FaceQualityScorer.load(bundle, { backend, threads });
       const { manifest, loadMs, ...info } = window.scorer;
-      return { ...info, loadMs, precision: manifest.precision };
+      return { ...info, loadMs, precision: manifest.precision, scale: null };
     }, { bundle, backend, threads });
   },
   // scores of images (URL paths), in order: {score, ms} or {error}
@@ -54,6 +54,19 @@ const handlers = {
       }
       return out;
     }, urls);
+  },
+  // every face of each image (URL paths), in order: {faces: [{box, keypoints, confidence, score, …}], ms} or {error}
+  async faces({ urls, options = {} }) {
+    return page.evaluate(async ({ urls, options }) => {
+      const out = [];
+      for (const url of urls) {
+        try {
+          const faces = await window.scorer.scoreFaces(url, options);
+          out.push({ faces, ms: window.scorer.lastMs });
+        } catch (err) { out.push({ error: err.message }); }
+      }
+      return out;
+    }, { urls, options });
   },
   // the model input the page makes of one image, as a list of floats
   async tensor({ url }) {

@@ -16,11 +16,26 @@ from PIL import Image
 from ..framing import LFW_FRAMING, Framing, align_face
 from .blazeface import CONTAINED, DETECTORS, NMS_IOU, BlazeFace, Face, merge
 
-__all__ = ["DETECTORS", "FINDERS", "LFW_FRAMING", "BlazeFace", "Face", "FaceFinder", "Framing", "align_face"]
+__all__ = ["DETECTORS", "FINDERS", "LFW_FRAMING", "BlazeFace", "Face", "FaceFinder", "Framing", "align_face",
+           "detector_settings"]
 
 #: what ``detector`` may be: one BlazeFace model, or ``both`` (each on the whole image and its tiles, merged: the
 #: short range model's recall on portraits and mid-sized faces, the full range's on small faces in large frames)
 FINDERS = ("both", *DETECTORS)
+
+
+def detector_settings(detector: str = "both", *, min_confidence: float | None = None) -> dict:
+    """How ``detector`` (a key of :data:`FINDERS`) finds faces, as JSON: each model's file, input size, anchor grids
+    and thresholds, the tiles, the suppression overlap and the containment share (the web bundle's detection reads
+    it, so the page finds what Python finds)."""
+    names = list(DETECTORS) if detector == "both" else [detector]
+    models = {}
+    for name in names:
+        model = DETECTORS[name]
+        alone, agreed = (model.alone, model.agreed) if min_confidence is None else ((min_confidence,) * 2,) * 2
+        models[name] = {"file": model.file, "input": model.size, "grids": [list(g) for g in model.grids],
+                        "min_confidence": {"alone": list(alone), "agreed": list(agreed), "passes": ["whole", "tile"]}}
+    return {"detector": detector, "models": models, "tiles": True, "nms_iou": NMS_IOU, "contained": CONTAINED}
 
 
 class FaceFinder:
@@ -63,13 +78,7 @@ class FaceFinder:
 
     def settings(self) -> dict:
         """What decides which faces are kept, as a JSON-able record (a run's output carries it to be reproduced)."""
-        names = list(DETECTORS) if self.detector == "both" else [self.detector]
-        models = {}
-        for n in names:
-            model = self._model(n)
-            models[n] = {"file": model.model.file, "input": model.model.size,
-                         "min_confidence": {"alone": model.alone, "agreed": model.agreed, "passes": ["whole", "tile"]}}
-        return {"detector": self.detector, "models": models, "tiles": True, "nms_iou": NMS_IOU, "contained": CONTAINED,
+        return {**detector_settings(self.detector, min_confidence=self.min_confidence),
                 "max_faces": self.max_faces, "min_face": self.min_face}
 
     def __call__(self, image: Image.Image) -> list[tuple[Face, Image.Image]]:

@@ -33,7 +33,7 @@ from .._deps import require
 
 __all__ = ["DETECTORS", "BlazeFace", "Candidates", "Face", "box_iou", "merge"]
 
-_MODELS = Path(__file__).parent / "models"
+MODELS_DIR = Path(__file__).parent / "models"
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ class BlazeFace:
         #: (whole image, tile) thresholds for a face on its own and for one another model agrees on
         self.alone = self.model.alone if min_confidence is None else (min_confidence, min_confidence)
         self.agreed = self.model.agreed if min_confidence is None else (min_confidence, min_confidence)
-        self.interpreter = Interpreter(model_path=str(_MODELS / self.model.file), num_threads=threads)
+        self.interpreter = Interpreter(model_path=str(MODELS_DIR / self.model.file), num_threads=threads)
         self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]["index"]
         scores, boxes = sorted(self.interpreter.get_output_details(), key=lambda d: d["shape"][-1])

@@ -1,8 +1,8 @@
-// The scorer's Web Worker: decodes, preprocesses and runs the model off the page's main thread.
-// Messages in: {type: 'init', bundleUrl, backend, threads}, then {id, type: 'score' | 'tensor', blob}
-// and {id, type: 'time', batch, n}. Every answer carries the request's id and a result or an error.
-
-import { preprocess } from './preprocess.js';
+// The scorer's Web Worker: decodes, finds faces, aligns and scores them off the page's main thread.
+// Messages in: {type: 'init', bundleUrl, backend, threads}, then {id, type: 'score' | 'tensor', image},
+// {id, type: 'faces', image, detector, tiles, minFace, maxFaces, crops} and {id, type: 'time', batch, n}; `image` is
+// a Blob or an ImageBitmap. Every answer carries the request's id and a result or an error.
+// A classic worker (LiteRT.js loads its WebAssembly with importScripts), importing the ES modules it needs.
 
 // the decompression-bomb guard of fiqa_edge.imaging.DEFAULT_MAX_PIXELS (a test keeps the two equal)
 const MAX_PIXELS = 89478485;
@@ -11,6 +11,8 @@ const KEPT = 8; // preprocessed faces kept for timing batches
 let ort;
 let session;
 let manifest;
+let preprocess;
+let faces; // {settings, models: {name: {…settings, run}}, detect: detect.js, alignFace}
 const kept = [];
 
 async function get(url) {
@@ -19,33 +21,71 @@ async function get(url) {
   return response;
 }
 
+// LiteRT.js and the bundle's BlazeFace models, when the bundle has them (detect/settings.json)
+async function loadDetection(bundleUrl, threads) {
+  const response = await fetch(new URL('detect/settings.json', bundleUrl));
+  if (response.status === 404) return null;
+  if (!response.ok) throw new Error(`detect/settings.json: HTTP ${response.status}`);
+  const settings = await response.json();
+  const [lr, detect, { alignFace }] = await Promise.all(
+    [import('./litert/core.js'), import('./detect.js'), import('./align.js')]);
+  const dir = new URL('./litert/', self.location.href).href;
+  const threaded = self.crossOriginIsolated && threads > 1 && await lr.supportsFeature('relaxedSimd');
+  const script = dir + (threaded ? 'litert_wasm_threaded_internal.js' : 'litert_wasm_compat_internal.js');
+  // Emscripten finds its .wasm (and its threads their script) beside the worker unless told where they are
+  self.Module = { locateFile: (file) => dir + file, mainScriptUrlOrBlob: script };
+  await (threaded ? lr.loadLiteRt(dir, { threads: true }) : lr.loadLiteRt(script));
+  const models = {};
+  for (const [name, model] of Object.entries(settings.models)) {
+    const bytes = new Uint8Array(await (await get(new URL(`detect/${model.file}`, bundleUrl))).arrayBuffer());
+    const compiled = await lr.loadAndCompile(bytes, { accelerator: 'wasm', cpuOptions: { numThreads: threaded ? threads : 1 } });
+    const n = model.input;
+    const run = async (input) => {
+      const tensor = new lr.Tensor(input, [1, n, n, 3]);
+      const outputs = await compiled.run([tensor]);
+      tensor.delete();
+      const arrays = outputs.map((t) => t.toTypedArray().slice());
+      outputs.forEach((t) => t.delete());
+      arrays.sort((a, b) => a.length - b.length); // one logit per anchor, then 16 offsets per anchor
+      return { scores: arrays[0], boxes: arrays[1] };
+    };
+    models[name] = { ...model, anchorCentres: detect.anchors(model.grids), run };
+  }
+  return { settings, models, detect, alignFace, threaded };
+}
+
 async function init({ bundleUrl, backend, threads }) {
   const t0 = performance.now();
+  ({ preprocess } = await import('./preprocess.js'));
   manifest = await (await get(new URL('fiqa.json', bundleUrl))).json();
   if (backend === 'webgpu' && !manifest.figures?.web?.webgpu) {
     throw new Error("this bundle has no WebGPU runtime (convert it with --web-webgpu), or load it with backend 'wasm'");
   }
   if (backend === 'webgpu' && !('gpu' in navigator)) throw new Error("this browser has no WebGPU: load with backend 'wasm'");
   ort = await import(backend === 'webgpu' ? './ort/ort.webgpu.min.mjs' : './ort/ort.wasm.min.mjs');
-  ort.env.wasm.wasmPaths = new URL('./ort/', import.meta.url).href;
+  ort.env.wasm.wasmPaths = new URL('./ort/', self.location.href).href;
   ort.env.wasm.numThreads = threads || (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
   ort.env.wasm.proxy = false; // already off the main thread
   const model = await (await get(new URL(manifest.model_file, bundleUrl))).arrayBuffer();
   session = await ort.InferenceSession.create(model, { executionProviders: [backend], graphOptimizationLevel: 'all' });
+  faces = await loadDetection(bundleUrl, ort.env.wasm.numThreads);
   return {
     manifest, backend, threads: ort.env.wasm.numThreads, crossOriginIsolated: self.crossOriginIsolated,
     ortVersion: ort.env.versions?.web ?? null, loadMs: performance.now() - t0,
+    detection: faces ? { ...faces.settings, threaded: faces.threaded } : null,
   };
 }
 
-async function decode(blob) {
-  let bitmap;
-  try {
-    bitmap = await createImageBitmap(blob, { imageOrientation: 'from-image', colorSpaceConversion: 'none',
-                                             premultiplyAlpha: 'none' });
-  } catch {
-    throw new Error(blob.type && !blob.type.startsWith('image/')
-      ? `not an image (${blob.type})` : 'not an image the browser can decode, or damaged');
+async function decode(image) {
+  let bitmap = image;
+  if (!(image instanceof ImageBitmap)) {
+    try {
+      bitmap = await createImageBitmap(image, { imageOrientation: 'from-image', colorSpaceConversion: 'none',
+                                                premultiplyAlpha: 'none' });
+    } catch {
+      throw new Error(image.type && !image.type.startsWith('image/')
+        ? `not an image (${image.type})` : 'not an image the browser can decode, or damaged');
+    }
   }
   const { width, height } = bitmap;
   if (width * height > MAX_PIXELS) {
@@ -60,11 +100,11 @@ async function decode(blob) {
   return ctx.getImageData(0, 0, width, height, { colorSpace: 'srgb' });
 }
 
-async function toTensor(blob) {
+async function toTensor(image) {
   const t0 = performance.now();
-  const image = await decode(blob);
+  const decoded = await decode(image);
   const t1 = performance.now();
-  const data = preprocess(image.data, image.width, image.height, 4, manifest.preprocessing);
+  const data = preprocess(decoded.data, decoded.width, decoded.height, 4, manifest.preprocessing);
   return { data, decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
 }
 
@@ -75,16 +115,72 @@ async function run(data, batch) {
   return out[session.outputNames[0]].data;
 }
 
-async function score(blob) {
-  const t0 = performance.now();
-  const { data, decodeMs, preprocessMs } = await toTensor(blob);
+function keep(data) {
   kept.push(data);
   if (kept.length > KEPT) kept.shift();
+}
+
+async function score(image) {
+  const t0 = performance.now();
+  const { data, decodeMs, preprocessMs } = await toTensor(image);
+  keep(data);
   const t1 = performance.now();
   const [value] = await run(data, 1);
   const inferenceMs = performance.now() - t1;
   return { score: value, ms: { decode: decodeMs, preprocess: preprocessMs, inference: inferenceMs,
                                total: performance.now() - t0 } };
+}
+
+// an RGB crop as an ImageBitmap the page can draw
+function bitmapOf(rgb, size) {
+  const rgba = new Uint8ClampedArray(size * size * 4);
+  for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+    rgba[j] = rgb[i]; rgba[j + 1] = rgb[i + 1]; rgba[j + 2] = rgb[i + 2]; rgba[j + 3] = 255;
+  }
+  const canvas = new OffscreenCanvas(size, size);
+  canvas.getContext('2d').putImageData(new ImageData(rgba, size, size), 0, 0);
+  return canvas.transferToImageBitmap();
+}
+
+// every face found in the image, aligned to the model's framing and scored, most confident first
+async function scoreFaces({ image, detector, tiles, minFace, maxFaces, crops }) {
+  if (!faces) throw new Error('this bundle has no face detection (convert it again with this fiqa-edge)');
+  const t0 = performance.now();
+  const { data, width, height } = await decode(image);
+  const t1 = performance.now();
+  const names = detector === 'both' ? Object.keys(faces.models) : [detector];
+  if (!names.every((n) => n in faces.models)) {
+    throw new Error(`unknown detector ${detector}; choose from both, ${Object.keys(faces.models).join(', ')}`);
+  }
+  const found = [];
+  for (const name of names) {
+    const model = faces.models[name];
+    found.push(await faces.detect.candidates(model.run, model, data, width, height, 4, { tiles }));
+  }
+  let chosen = faces.detect.merge(found, faces.settings).filter((f) => f.box[2] - f.box[0] >= minFace);
+  if (maxFaces !== null && maxFaces !== undefined) chosen = chosen.slice(0, maxFaces);
+  const t2 = performance.now();
+  const framing = faces.settings.framing;
+  const aligned = chosen.map((f) => faces.alignFace(data, width, height, 4, f.landmarks.slice(0, 2), framing));
+  const t3 = performance.now();
+  let scores = [];
+  if (aligned.length) {
+    const size = 3 * manifest.preprocessing.input_size ** 2;
+    const batch = new Float32Array(aligned.length * size);
+    aligned.forEach((rgb, i) => {
+      const input = preprocess(rgb, framing.size, framing.size, 3, manifest.preprocessing);
+      batch.set(input, i * size);
+      keep(input);
+    });
+    scores = Array.from(await run(batch, aligned.length));
+  }
+  const t4 = performance.now();
+  const result = chosen.map((f, i) => ({
+    box: f.box, keypoints: f.landmarks, confidence: f.confidence, score: scores[i],
+    crop: crops ? bitmapOf(aligned[i], framing.size) : null,
+  }));
+  return { faces: result, width, height,
+           ms: { decode: t1 - t0, detect: t2 - t1, align: t3 - t2, score: t4 - t3, total: t4 - t0 } };
 }
 
 // seconds of each of n model runs on a batch of the last scored faces (one untimed run first)
@@ -108,11 +204,13 @@ async function handle(msg) {
     let result;
     if (msg.type === 'init') result = await init(msg);
     else if (!session) throw new Error('the model is not loaded');
-    else if (msg.type === 'score') result = await score(msg.blob);
-    else if (msg.type === 'tensor') result = (await toTensor(msg.blob)).data;
+    else if (msg.type === 'score') result = await score(msg.image);
+    else if (msg.type === 'tensor') result = (await toTensor(msg.image)).data;
+    else if (msg.type === 'faces') result = await scoreFaces(msg);
     else if (msg.type === 'time') result = await time(msg.batch, msg.n);
     else throw new Error(`unknown request ${msg.type}`);
-    self.postMessage({ id: msg.id, result });
+    const transfer = msg.type === 'faces' ? result.faces.map((f) => f.crop).filter(Boolean) : [];
+    self.postMessage({ id: msg.id, result }, transfer);
   } catch (err) {
     self.postMessage({ id: msg.id, error: String(err?.message ?? err) });
   }

@@ -96,7 +96,7 @@ export function resizeBilinear(src, sw, sh, channels, dw, dh) {
 }
 
 // Python's round(): halves to even (crop offsets are integers or halves).
-function roundHalfEven(x) {
+export function roundHalfEven(x) {
   const f = Math.floor(x);
   const d = x - f;
   if (d > 0.5) return f + 1;
