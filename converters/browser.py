@@ -100,13 +100,13 @@ class StaticServer:
 class BrowserSession:
     """Chromium driven through :meth:`call`, on pages of ``serve``: a folder (served here on 127.0.0.1 with the
     cross-origin isolation headers; it gets a ``blank.html`` to load bundles from) or the URL of a server.
-    Paths in requests are URL paths under it.
+    Paths in requests are URL paths under it. With ``camera`` (a .y4m clip), the browser's camera plays it in a loop.
 
     Raises:
         FiqaError: the browser is not available.
     """
 
-    def __init__(self, serve: Path | str) -> None:
+    def __init__(self, serve: Path | str, camera: Path | None = None) -> None:
         if reason := browser_unavailable():
             msg = f"cannot run a browser: {reason}"
             raise FiqaError(msg)
@@ -116,7 +116,8 @@ class BrowserSession:
             self._server = StaticServer(serve)
         self.url = (self._server.url if self._server else str(serve)).rstrip("/")
         self._stderr = tempfile.TemporaryFile("w+")
-        self._node = subprocess.Popen(["node", str(WEB_DIR / "drive.mjs"), str(find_chromium()), self.url],
+        fake_camera = [str(camera.resolve())] if camera is not None else []
+        self._node = subprocess.Popen(["node", str(WEB_DIR / "drive.mjs"), str(find_chromium()), self.url, *fake_camera],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True,
                                       cwd=WEB_DIR)
 

@@ -200,7 +200,7 @@ def test_demo_page_scores_photos_and_names_bad_files(web_bundles, bad_files, tmp
     server, url = _http_server(bundle)
     try:
         with BrowserSession(url) as browser:
-            shown = browser.call("demo", path="/index.html?minQuality=55q", files=[str(p) for p in [*good[:2], *bad, *good[2:]]],
+            shown = browser.call("demo", path="/index.html?minQuality=55q&whole=1", files=[str(p) for p in [*good[:2], *bad, *good[2:]]],
                                  reference=True, screenshot=str(tmp_path / "demo.png"))
     finally:
         server.terminate()

@@ -1,43 +1,61 @@
 // Drives a headless Chromium for fiqa-edge (validation, benchmarks, page tests): Playwright with the
-// system's browser, nothing downloaded. Usage: node drive.mjs CHROMIUM_PATH BASE_URL
+// system's browser, nothing downloaded. Usage: node drive.mjs CHROMIUM_PATH BASE_URL [CAMERA.y4m]
+// With a .y4m clip, the browser's camera is a fake one that plays it in a loop.
 // Reads one JSON request per line on stdin and writes one JSON answer per line ({result} or {error}).
 // Every host but 127.0.0.1 is unresolvable and every request elsewhere is refused and recorded, so
 // what works here works offline.
 import readline from 'node:readline';
 import { chromium } from 'playwright-core';
 
-const [executablePath, baseUrl] = process.argv.slice(2);
+const [executablePath, baseUrl, camera] = process.argv.slice(2);
 const browser = await chromium.launch({
   executablePath,
   headless: true,
   args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking',
          '--disable-component-update', '--no-first-run', '--disable-renderer-backgrounding',
-         '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
+         '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1',
+         ...(camera ? ['--use-fake-device-for-media-stream', `--use-file-for-fake-video-capture=${camera}`] : [])],
 });
-const context = await browser.newContext({ viewport: { width: 1000, height: 800 } });
 const external = [];
-await context.route('**/*', (route) => {
-  const url = route.request().url();
-  if (url.startsWith(baseUrl) || url.startsWith('blob:') || url.startsWith('data:')) return route.continue();
-  external.push(url);
-  return route.abort();
-});
+
+// a browser context that reaches nothing but the base URL; `camera`: whether the page may use the camera
+async function newContext(camera = false) {
+  const ctx = await browser.newContext({ viewport: { width: 1000, height: 800 }, permissions: camera ? ['camera'] : [] });
+  await ctx.route('**/*', (route) => {
+    const url = route.request().url();
+    if (url.startsWith(baseUrl) || url.startsWith('blob:') || url.startsWith('data:')) return route.continue();
+    external.push(url);
+    return route.abort();
+  });
+  return ctx;
+}
+let context = Object.assign(await newContext(), { camera: false });
 let page;
 let problems = [];
+let logs = [];
 
-async function openPage(path) {
+async function openPage(path, camera = false) {
   if (page) await page.close();
+  if (camera !== context.camera) {
+    await context.close();
+    context = await newContext(camera);
+    context.camera = camera;
+  }
   problems = [];
+  logs = [];
   page = await context.newPage();
   page.on('pageerror', (err) => problems.push(String(err)));
-  page.on('console', (msg) => { if (msg.type() === 'error') problems.push(msg.text()); });
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') problems.push(msg.text());
+    else if (msg.type() === 'log') logs.push(msg.text());
+  });
   await page.goto(baseUrl + path);
 }
 
 const handlers = {
-  // load a scorer from the bundle at `bundle` (a URL path) in a blank page
-  async load({ bundle, backend = 'wasm', threads = 0 }) {
-    await openPage('/blank.html');
+  // load a scorer from the bundle at `bundle` (a URL path) in a blank page (that may use the camera)
+  async load({ bundle, backend = 'wasm', threads = 0, camera = false }) {
+    await openPage('/blank.html', camera);
     return page.evaluate(async ({ bundle, backend, threads }) => {
       const { FaceQualityScorer } = await import(`${bundle}fiqa.js`);
       window.scorer = await FaceQualityScorer.load(bundle, { backend, threads });
@@ -88,6 +106,79 @@ const handlers = {
       return [done / ((performance.now() - t0) / 1e3), done];
     }, { urls, seconds });
   },
+  // frames per second of scoreFaces on the camera's frames (640 × 480) for `seconds` after 5 untimed frames;
+  // with the milliseconds of each step (medians) and the faces found per frame
+  async cameraFps({ seconds, options = {} }) {
+    return page.evaluate(async ({ seconds, options }) => {
+      const stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 } });
+      const video = Object.assign(document.createElement('video'), { muted: true, srcObject: stream });
+      await video.play();
+      for (let i = 0; i < 5; i++) await window.scorer.scoreFaces(video, options);
+      const steps = {}, faces = [];
+      let frames = 0;
+      const t0 = performance.now();
+      while (performance.now() - t0 < seconds * 1e3) {
+        faces.push((await window.scorer.scoreFaces(video, options)).length);
+        for (const [k, v] of Object.entries(window.scorer.lastMs)) (steps[k] ??= []).push(v);
+        frames++;
+      }
+      const fps = frames / ((performance.now() - t0) / 1e3);
+      stream.getTracks().forEach((t) => t.stop());
+      const median = (v) => v.sort((a, b) => a - b)[Math.floor(v.length / 2)];
+      return { fps, frames, size: [video.videoWidth, video.videoHeight], faces,
+               ms: Object.fromEntries(Object.entries(steps).map(([k, v]) => [k, median(v)])) };
+    }, { seconds, options });
+  },
+  // scorer.capture on a stream of a still image (a canvas redrawn 20 times a second): its reason, frames, quality
+  async captureStill({ url, seconds = 1, ...options }) {
+    return page.evaluate(async ({ url, seconds, options }) => {
+      const image = await createImageBitmap(await (await fetch(url)).blob());
+      const canvas = Object.assign(document.createElement('canvas'), { width: image.width, height: image.height });
+      const draw = () => canvas.getContext('2d').drawImage(image, 0, 0);
+      draw();
+      const timer = setInterval(draw, 50);
+      try {
+        const shot = await window.scorer.capture(canvas.captureStream(20), { seconds, ...options });
+        return { reason: shot.reason, frames: shot.frames, quality: shot.face?.quality ?? null,
+                 crop: shot.crop ? { type: shot.crop.type, bytes: shot.crop.size } : null };
+      } finally {
+        clearInterval(timer);
+      }
+    }, { url, seconds, options });
+  },
+  // a page of the caller's (that may use the camera) until it sets window.done, or fails: what it logged
+  async run({ path, camera = false, timeoutMs = 120000 }) {
+    await openPage(path, camera);
+    await page.waitForFunction(() => window.done === true, null, { timeout: timeoutMs }).catch((err) => {
+      if (!problems.length) throw err;
+    });
+    return { logs: [...logs], pageErrors: [...problems], external: [...external] };
+  },
+  // the demo page's camera, in a context that grants it or not (`grant`): start it, watch `watchSeconds`, then
+  // capture (unless `capture` is false); what the page shows
+  async camera({ path, grant = true, watchSeconds = 0, capture = true, screenshot = null, timeoutMs = 120000 }) {
+    await openPage(path, grant);
+    await page.waitForFunction(() => document.getElementById('status').dataset.state !== 'loading', null, { timeout: timeoutMs });
+    await page.click('#mode-camera');
+    await page.click('#start');
+    await page.waitForFunction(() => document.getElementById('camera-status').dataset.state !== 'off', null, { timeout: timeoutMs });
+    const state = () => page.evaluate(() => document.getElementById('camera-status').dataset.state);
+    if (await state() === 'live') {
+      if (watchSeconds) await page.waitForTimeout(watchSeconds * 1e3);
+      if (capture) {
+        await page.click('#capture');
+        await page.waitForFunction(() => document.getElementById('shot').dataset.frames !== undefined, null, { timeout: timeoutMs });
+      }
+    }
+    if (screenshot) await page.screenshot({ path: screenshot, fullPage: true });
+    const shown = await page.evaluate(() => ({
+      state: document.getElementById('camera-status').dataset.state,
+      text: document.getElementById('camera-status').textContent,
+      live: { ...document.getElementById('live').dataset, text: document.getElementById('live').textContent },
+      shot: { ...document.getElementById('shot').dataset, text: document.getElementById('shot').textContent },
+    }));
+    return { ...shown, external: [...external], pageErrors: [...problems] };
+  },
   // the demo page: pick `files` (local paths), optionally run the reference check, report what it shows
   async demo({ path, files = [], reference = false, screenshot = null, timeoutMs = 120000 }) {
     await openPage(path);
@@ -95,8 +186,7 @@ const handlers = {
                                null, { timeout: timeoutMs });
     if (files.length) {
       await page.setInputFiles('#files', files);
-      await page.waitForFunction((n) => document.querySelectorAll('#results tr').length >= n
-                                        && document.body.dataset.pending === '0', files.length, { timeout: timeoutMs });
+      await page.waitForFunction(() => document.body.dataset.pending === '0', null, { timeout: timeoutMs });
     }
     if (reference) {
       await page.click('#check');
@@ -112,8 +202,9 @@ const handlers = {
       parity: { ...document.getElementById('parity').dataset, text: document.getElementById('parity').textContent },
       firstScoreMs: document.body.dataset.firstScoreMs ? Number(document.body.dataset.firstScoreMs) : null,
       rows: [...document.querySelectorAll('#results tr')].map((tr) => ({
-        file: tr.cells[1].textContent, score: tr.dataset.score ? Number(tr.dataset.score) : null,
-        problem: tr.cells[4].textContent || null,
+        file: tr.dataset.file, face: tr.cells[2].textContent ? Number(tr.cells[2].textContent) : null,
+        score: tr.dataset.score ? Number(tr.dataset.score) : null, problem: tr.cells[6].textContent || null,
+        thumb: tr.cells[0].firstChild ? [tr.cells[0].firstChild.width, tr.cells[0].firstChild.height] : null,
         quality: tr.dataset.quality ? Number(tr.dataset.quality) : null,
         accepted: tr.dataset.accepted ? tr.dataset.accepted === 'true' : null,
       })),

@@ -31,7 +31,7 @@ from PIL import Image
 
 from .._deps import require
 
-__all__ = ["DETECTORS", "BlazeFace", "Candidates", "Face", "box_iou", "merge"]
+__all__ = ["DETECTORS", "MODELS_DIR", "BlazeFace", "Candidates", "Face", "box_iou", "letterbox", "merge"]
 
 MODELS_DIR = Path(__file__).parent / "models"
 
@@ -148,13 +148,8 @@ class BlazeFace:
         """The candidates of one pass (``tile``: 0 the whole image, 1 a tile of it), in the pixels of the
         image ``image`` was cropped from at (``x0``, ``y0``)."""
         n = self.model.size
-        width, height = image.size
-        scale = n / max(width, height)
-        w, h = max(1, round(width * scale)), max(1, round(height * scale))
-        ox, oy = (n - w) // 2, (n - h) // 2
-        canvas = np.zeros((n, n, 3), np.float32)
-        canvas[oy : oy + h, ox : ox + w] = np.asarray(image.resize((w, h), Image.Resampling.BILINEAR), np.float32)
-        self.interpreter.set_tensor(self._input, (canvas / 127.5 - 1.0)[None])
+        canvas, scale, ox, oy = letterbox(image, n)
+        self.interpreter.set_tensor(self._input, canvas[None])
         self.interpreter.invoke()
         logits = self.interpreter.get_tensor(self._scores)[0, :, 0].astype(np.float64)
         confidence = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
@@ -167,6 +162,18 @@ class BlazeFace:
         boxes = np.concatenate([centre - half, centre + half], axis=1)
         landmarks = (raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :] * n - (ox, oy)) / scale + origin
         return boxes, confidence, landmarks, confidence >= self.alone[tile]
+
+
+def letterbox(image: Image.Image, n: int) -> tuple[np.ndarray, float, int, int]:
+    """The model input for ``image``: shrunk (bilinear) to fit the ``n`` × ``n`` square, centred, black around, values
+    in [-1, 1] (n, n, 3 float32); with the scale and the offsets (x, y) of the image in it."""
+    width, height = image.size
+    scale = n / max(width, height)
+    w, h = max(1, round(width * scale)), max(1, round(height * scale))
+    ox, oy = (n - w) // 2, (n - h) // 2
+    canvas = np.zeros((n, n, 3), np.float32)
+    canvas[oy : oy + h, ox : ox + w] = np.asarray(image.resize((w, h), Image.Resampling.BILINEAR), np.float32)
+    return canvas / 127.5 - 1.0, scale, ox, oy
 
 
 def _starts(length: int, side: int, step: int) -> list[int]:

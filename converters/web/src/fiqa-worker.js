@@ -32,8 +32,10 @@ async function loadDetection(bundleUrl, threads) {
   const dir = new URL('./litert/', self.location.href).href;
   const threaded = self.crossOriginIsolated && threads > 1 && await lr.supportsFeature('relaxedSimd');
   const script = dir + (threaded ? 'litert_wasm_threaded_internal.js' : 'litert_wasm_compat_internal.js');
-  // Emscripten finds its .wasm (and its threads their script) beside the worker unless told where they are
-  self.Module = { locateFile: (file) => dir + file, mainScriptUrlOrBlob: script };
+  // Emscripten finds its .wasm (and its threads their script) beside the worker unless told where they are; its
+  // log lines (INFO, and a WARNING that no NPU is there) stay out of the page's console, its errors do not
+  const quiet = (line) => { if (!/^(INFO|WARNING): /.test(line)) console.error(line); };
+  self.Module = { locateFile: (file) => dir + file, mainScriptUrlOrBlob: script, print: quiet, printErr: quiet };
   await (threaded ? lr.loadLiteRt(dir, { threads: true }) : lr.loadLiteRt(script));
   const models = {};
   for (const [name, model] of Object.entries(settings.models)) {
