@@ -60,12 +60,16 @@ from typing import Any
 
 import numpy as np
 
+from fiqa_edge._deps import is_available
 from fiqa_edge.assets import SAMPLES_DIR
 from fiqa_edge.backends import WEB_BACKEND
 from fiqa_edge.detect import detector_settings
-from fiqa_edge.detect.blazeface import MODELS_DIR
+from fiqa_edge.detect.blazeface import MODELS_DIR, box_iou
+from fiqa_edge.errors import FiqaError
+from fiqa_edge.faces import FaceScorer
 from fiqa_edge.framing import LFW_FRAMING, Framing
 from fiqa_edge.manifest import Manifest
+from fiqa_edge.scorer import QualityScorer
 
 from .base import BuildContext, Converter, cli_option
 from .browser import WEB_DIR, BrowserSession, browser_unavailable, npm_missing, npm_package_dir
@@ -82,6 +86,8 @@ LITERT_FILES = ("core.js", "wasm-utils.js", "litert_wasm_threaded_internal.js", 
 #: the import of @litertjs/core's ES module that the bundle points at its copy of @litertjs/wasm-utils
 LITERT_IMPORT = ('from "@litertjs/wasm-utils"', 'from "./wasm-utils.js"')
 REFERENCE_DIR = "reference"
+#: the least overlap of a face the page finds with the one Python finds (validation)
+MIN_IOU = 0.95
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,39 @@ def _copy_detection(bundle: Path, framing: Framing) -> None:
     (bundle / "litert" / "core.js").write_text(source.replace(*LITERT_IMPORT))
 
 
+def _faces_vs_python(bundle: Path, paths: list[Path], page: list[dict]) -> dict[str, Any]:
+    """The page's faces of ``paths`` held against :class:`fiqa_edge.faces.FaceScorer` on the bundle's own graph, run
+    natively: the same faces, boxes IoU >= :data:`MIN_IOU`; a record of the comparison (how far the scores are too).
+
+    Raises:
+        FiqaError: the page found other faces, or scored them otherwise.
+    """
+    if not is_available("ai_edge_litert"):
+        return {"compared": False, "why": "ai-edge-litert is not installed (pip install 'fiqa-edge[detect]')"}
+    python = FaceScorer(QualityScorer.load(bundle))
+    ious: list[float] = []
+    pairs: list[tuple[float, float]] = []
+    for path, found in zip(paths, page):
+        want = python.score(path)
+        got = found.get("faces", [])
+        if "error" in found or len(got) != len(want):
+            problem = found.get("error") or f"{len(got)} faces in the page, {len(want)} in Python"
+            msg = f"the page's faces of {path} differ: {problem}"
+            raise FiqaError(msg)
+        for w, g in zip(want, got):
+            assert w.box is not None and w.score is not None  # score() gives found faces only
+            ious.append(box_iou(w.box, g["box"]))
+            pairs.append((w.score, g["score"]))
+    record: dict[str, Any] = {"compared": True, "images": len(paths), "faces": len(pairs)}
+    if pairs:
+        python_scores, page_scores = (np.array(v, dtype=np.float64) for v in zip(*pairs))
+        record.update(min_iou=round(min(ious), 6), max_abs=float(np.abs(python_scores - page_scores).max()))
+        if record["min_iou"] < MIN_IOU:
+            msg = f"the page's face boxes differ from Python's: IoU {record['min_iou']:.4f} < {MIN_IOU}"
+            raise FiqaError(msg)
+    return record
+
+
 class WebConverter(Converter[WebOptions]):
     """``--to web``: a static bundle that scores in the browser with onnxruntime-web."""
 
@@ -167,13 +206,16 @@ class WebConverter(Converter[WebOptions]):
 
     def scores(self, ctx: BuildContext, bundle: Path, options: WebOptions) -> tuple[np.ndarray, dict[str, Any]]:
         """The page's scores of the validation image files in headless Chromium, and how it ran them."""
+        paths = list(ctx.validation.paths)
         with tempfile.TemporaryDirectory(prefix="fiqa-web-") as tmp:
-            urls = browser_root(bundle, list(ctx.validation.paths), Path(tmp))
+            urls = browser_root(bundle, paths, Path(tmp))
             with BrowserSession(Path(tmp)) as browser:
                 info = browser.call("load", bundle="/bundle/", threads=options.threads)
-                scores = browser.scores(urls, [str(p) for p in ctx.validation.paths])
+                scores = browser.scores(urls, [str(p) for p in paths])
+                faces = browser.call("faces", urls=urls)
         ran = {"browser": "headless Chromium", "backend": info["backend"], "threads": info["threads"],
-               "onnxruntime_web": info["ortVersion"], "preprocessing": "in the page (fiqa-worker.js)"}
+               "onnxruntime_web": info["ortVersion"], "preprocessing": "in the page (fiqa-worker.js)",
+               "faces_vs_python": _faces_vs_python(bundle, paths, faces)}
         return scores, ran
 
     def inspect(self, model_file: Path, manifest: Manifest) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from fiqa_edge.detect import DETECTORS, FaceFinder
 from fiqa_edge.detect.blazeface import _anchors, box_iou, letterbox, merge
 from fiqa_edge.faces import FaceScorer
 from fiqa_edge.framing import LFW_FRAMING, Framing, align_face
+from fiqa_edge.manifest import Manifest
 from fiqa_edge.scorer import QualityScorer
 
 needs_node = pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is not installed")
@@ -158,6 +159,9 @@ def page_bundles(default_bundles) -> dict[str, Path]:
 @pytest.mark.heavy
 @needs_browser
 def test_page_finds_and_scores_the_faces_python_does(page_bundles, tmp_path):
+    for bundle in page_bundles.values():  # conversion compared the page's faces of the validation images with Python's
+        compared = Manifest.load(bundle).figures["parity_vs_torch_fp32"]["faces_vs_python"]
+        assert compared["compared"] and compared["faces"] >= 20 and compared["min_iou"] >= 0.95, compared
     python = FaceScorer(QualityScorer.load(page_bundles["fp32"]))
     want = {p.name: python.score(p) for p in TEST_PHOTOS}
     got = {}

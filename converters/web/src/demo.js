@@ -19,7 +19,7 @@ function verdict(accepted) {
 }
 
 function describe({ quality, percentile, accepted }) {
-  return quality === null ? '' : `${quality.toFixed(0)} (${percentile.toFixed(0)}th percentile)`
+  return quality === null ? '' : `${quality.toFixed(0)} (percentile ${percentile.toFixed(0)})`
     + (accepted === null ? '' : ` ${verdict(accepted)}`);
 }
 

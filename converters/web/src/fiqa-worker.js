@@ -145,7 +145,7 @@ function bitmapOf(rgb, size) {
 }
 
 // every face found in the image, aligned to the model's framing and scored, most confident first
-async function scoreFaces({ image, detector, tiles, minFace, maxFaces, crops }) {
+async function scoreFaces({ image, detector = 'both', tiles = true, minFace = 0, maxFaces = null, crops = false }) {
   if (!faces) throw new Error('this bundle has no face detection (convert it again with this fiqa-edge)');
   const t0 = performance.now();
   const { data, width, height } = await decode(image);
@@ -160,7 +160,7 @@ async function scoreFaces({ image, detector, tiles, minFace, maxFaces, crops }) 
     found.push(await faces.detect.candidates(model.run, model, data, width, height, 4, { tiles }));
   }
   let chosen = faces.detect.merge(found, faces.settings).filter((f) => f.box[2] - f.box[0] >= minFace);
-  if (maxFaces !== null && maxFaces !== undefined) chosen = chosen.slice(0, maxFaces);
+  if (maxFaces !== null) chosen = chosen.slice(0, maxFaces);
   const t2 = performance.now();
   const framing = faces.settings.framing;
   const aligned = chosen.map((f) => faces.alignFace(data, width, height, 4, f.landmarks.slice(0, 2), framing));
