@@ -16,9 +16,9 @@ from any static host:
   SIMD, cross-origin isolated pages) and its compatible one. Converting the
   detectors to ONNX instead was tried: ``tflite2onnx`` converts the short
   range model but has no DENSIFY or DEPTH_TO_SPACE for the full range one;
-- ``preprocess.js``: the manifest's preprocessing, pixel for pixel Pillow's
-  (its antialiased bilinear resize in fixed point included), after the
-  browser's own image decoding;
+- ``preprocess.js``: the manifest's preprocessing, Pillow's (its antialiased
+  bilinear resize in fixed point included; docs/preprocessing.md says where
+  it differs), after the browser's own image decoding;
 - ``ort/``: onnxruntime-web's ES module, its Emscripten loader and its
   WebAssembly binary, copied from the npm package pinned in
   ``web/package-lock.json`` (the WebGPU build too with ``--web-webgpu``);
@@ -141,7 +141,7 @@ def _faces_vs_python(bundle: Path, paths: list[Path], page: list[dict]) -> dict[
     natively: the same faces, boxes IoU >= :data:`MIN_IOU`; a record of the comparison (how far the scores are too).
 
     Raises:
-        FiqaError: the page found other faces, or scored them otherwise.
+        FiqaError: the page found other faces.
     """
     if not is_available("ai_edge_litert"):
         return {"compared": False, "why": "ai-edge-litert is not installed (pip install 'fiqa-edge[detect]')"}
@@ -170,7 +170,7 @@ def _faces_vs_python(bundle: Path, paths: list[Path], page: list[dict]) -> dict[
 
 
 class WebConverter(Converter[WebOptions]):
-    """``--to web``: a static bundle that scores in the browser with onnxruntime-web."""
+    """``--to web``: a static bundle that finds, aligns and scores faces in the browser."""
 
     key, model_file, backend, package = "web", "model.onnx", WEB_BACKEND, "onnx"
     options_type = WebOptions

@@ -32,7 +32,8 @@ def detector_settings(detector: str = "both", *, min_confidence: float | None = 
     models = {}
     for name in names:
         model = DETECTORS[name]
-        alone, agreed = (model.alone, model.agreed) if min_confidence is None else ((min_confidence,) * 2,) * 2
+        one = (min_confidence, min_confidence)  # whole image and tiles
+        alone, agreed = (model.alone, model.agreed) if min_confidence is None else (one, one)
         models[name] = {"file": model.file, "input": model.size, "grids": [list(g) for g in model.grids],
                         "min_confidence": {"alone": list(alone), "agreed": list(agreed), "passes": ["whole", "tile"]}}
     return {"detector": detector, "models": models, "tiles": True, "nms_iou": NMS_IOU, "contained": CONTAINED}

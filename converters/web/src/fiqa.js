@@ -118,7 +118,8 @@ export class FaceQualityScorer {
    * crop}], in the image's pixels; [] when there is none.
    * detector: 'both' (default, as `fiqa-edge score --detect`), 'short' (faces near the camera) or 'full';
    * tiles: also search tiles of a large image (default true, as Python); minFace: drop faces narrower (px);
-   * maxFaces: keep the most confident; crops: also return each aligned crop as an ImageBitmap (`crop`).
+   * maxFaces: keep the most confident; crops: also return each aligned crop as an ImageBitmap (`crop`);
+   * minQuality: judge these faces by it instead of the scorer's.
    */
   async scoreFaces(source, { detector = 'both', tiles = true, minFace = 0, maxFaces = null, crops = false,
                              minQuality } = {}) {
@@ -138,10 +139,10 @@ export class FaceQualityScorer {
   /**
    * Watch a camera for `seconds` and keep the best face: `source` is a MediaStream or a playing <video>.
    * Frames with exactly one face count; the best is the highest score at or above minQuality (default: the
-   * scorer's; a form `minQuality` takes, or null for none). Resolves to {crop: Blob (PNG of the aligned face) or null, face: its result or null, frame: an
-   * ImageBitmap of the whole frame or null, frames, reason: why nothing was kept, or null}.
-   * onFrame({faces, frame, best}) is called after each frame (e.g. to draw an overlay); detector and tiles default
-   * to CAMERA.
+   * scorer's; a form `minQuality` takes, or null for none). Resolves to {crop: Blob (PNG of the aligned face) or
+   * null, face: its result or null, frame: an ImageBitmap of the whole frame or null, frames, reason: why nothing
+   * was kept, or null}. onFrame({faces, frame, best}) is called after each frame (e.g. to draw an overlay; the
+   * faces' crops are closed after it returns); detector and tiles default to CAMERA.
    */
   async capture(source, { seconds = 3, minQuality, onFrame = null, detector = CAMERA.detector,
                           tiles = CAMERA.tiles } = {}) {
@@ -152,24 +153,22 @@ export class FaceQualityScorer {
     try {
       while (performance.now() < end) {
         const frame = await createImageBitmap(video);
-        const copy = await createImageBitmap(frame);
+        const copy = await createImageBitmap(frame); // `frame` goes to the worker; this stays in case it is the best
         const faces = await this.#faces(frame, { detector, tiles, crops: true }, limit);
         frames++;
+        let done = [copy, ...faces.map((f) => f.crop)];
         if (faces.length > 1) several++;
         if (faces.length === 1) {
           single++;
           const [face] = faces;
           if (!seen || face.score > seen.score) seen = face;
           if (face.accepted !== false && (!best || face.score > best.face.score)) {
-            best?.face.crop.close();
-            best?.frame.close();
+            done = best ? [best.frame, best.face.crop] : [];
             best = { face, frame: copy };
-          } else { face.crop.close(); copy.close(); }
-        } else {
-          faces.forEach((f) => f.crop.close());
-          copy.close();
+          }
         }
         onFrame?.({ faces, frame: frames, best: best?.face ?? null });
+        done.forEach((bitmap) => bitmap.close());
         await new Promise((r) => setTimeout(r, 0));
       }
     } finally {
