@@ -21,8 +21,12 @@ demo model that moved the nodes left off XNNPACK from 175 of 412 to 110 of
 is computed from the feature map's shape on every call (cumsum, arange, full,
 division), which XNNPACK leaves; it is the same for every image of the export's
 size, so :func:`xnnpack_friendly` stores it as a constant (the default v3 at
-224 px: 98 nodes left off XNNPACK instead of 116; docs/benchmarking.md). What stays off: the
-cross-covariance attention's ``F.normalize`` (pow, sum) and its broadcasts.
+224 px: 98 nodes left off XNNPACK instead of 116; docs/benchmarking.md). It also
+writes the cross-covariance attention's ``F.normalize`` (pow, sum) with a linear
+layer of ones, its qkv layer as three (no unbind) and its per-head products as
+3-D ``bmm`` (no broadcasts), and pads the input low-pass by slicing instead of a
+replicate pad (index, clamp): 17 nodes left off instead of 98, the channel
+split of ``SplitTransposeBlock`` and one broadcast of the positions.
 A ``.pte`` has no metadata slot, so ``fiqa.json`` travels beside it.
 """
 
@@ -43,6 +47,8 @@ __all__ = ["ExecuTorchConverter", "ExecuTorchOptions", "method_name", "xnnpack_f
 
 #: the modules int8 quantizes: those under this prefix (the stem and the head stay float)
 QUANTIZED_PREFIX = "feature_extraction.stages."
+#: the rewrites of :func:`xnnpack_friendly` whose linear layers compute sums and means: never quantized
+EXACT_REWRITES = ("ChannelLayerNorm", "L2Normalize")
 
 
 @dataclass(frozen=True)
@@ -58,10 +64,10 @@ def method_name(batch: int) -> str:
 
 
 def xnnpack_friendly(model, input_size: int):
-    """A copy of ``model`` whose LayerNorms (``nn.LayerNorm`` and timm's channels-first ``LayerNorm2d``)
-    are written in ops XNNPACK delegates, and whose positional encodings (timm's ``PositionalEncodingFourier``,
-    computed from the feature map's shape on every call) are constants for ``input_size``; the function is
-    unchanged at that size."""
+    """A copy of ``model`` whose LayerNorms (``nn.LayerNorm`` and timm's channels-first ``LayerNorm2d``), cross-covariance
+    attentions and input low-pass are written in ops XNNPACK delegates, and whose positional encodings (timm's
+    ``PositionalEncodingFourier``, computed from the feature map's shape on every call) are constants for
+    ``input_size``; the function is unchanged at that size."""
     import copy
 
     import torch
@@ -97,10 +103,72 @@ def xnnpack_friendly(model, input_size: int):
         def forward(self, shape: tuple[int, int, int]) -> torch.Tensor:
             return self.table.expand(shape[0], -1, -1, -1)
 
+    class L2Normalize(nn.Module):
+        """``F.normalize(x, dim=-1)`` for a last axis of ``length``, its sum of squares a linear layer of ones."""
+
+        ones: torch.Tensor
+
+        def __init__(self, length: int) -> None:
+            super().__init__()
+            self.register_buffer("ones", torch.ones(1, length))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x / torch.sqrt(F.linear(x * x, self.ones)).clamp_min(1e-12)
+
+    class LinearNormXca(nn.Module):
+        """timm's ``CrossCovarianceAttn`` in ops XNNPACK takes: its qkv layer as three linear layers (no unbind), the
+        L2 normalisations of its ``tokens`` as :class:`L2Normalize`, the per-head products as 3-D ``bmm``."""
+
+        def __init__(self, attn: Any, tokens: int) -> None:
+            super().__init__()
+            qkv: nn.Linear = attn.qkv
+            self.q, self.k, self.v = (nn.Linear(qkv.in_features, qkv.out_features // 3, bias=qkv.bias is not None)
+                                      for _ in range(3))
+            for i, layer in enumerate((self.q, self.k, self.v)):
+                part = slice(i * layer.out_features, (i + 1) * layer.out_features)
+                layer.weight = nn.Parameter(qkv.weight[part].detach().clone())
+                if qkv.bias is not None:
+                    layer.bias = nn.Parameter(qkv.bias[part].detach().clone())
+            self.heads: int = attn.num_heads
+            self.temperature, self.proj = attn.temperature, attn.proj
+            self.normalize = L2Normalize(tokens)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            b, n, c = x.shape
+            # (b, n, c) -> (b * heads, c / heads, n): each head's channels by its tokens
+            q, k, v = (layer(x).reshape(b, n, self.heads, -1).permute(0, 2, 3, 1).reshape(b * self.heads, -1, n)
+                       for layer in (self.q, self.k, self.v))
+            attn = torch.bmm(self.normalize(q), self.normalize(k).transpose(1, 2))
+            attn = (attn.reshape(b, self.heads, c // self.heads, -1) * self.temperature).softmax(dim=-1)
+            x = torch.bmm(attn.reshape(b * self.heads, c // self.heads, -1), v).reshape(b, self.heads, -1, n)
+            return self.proj(x.permute(0, 3, 1, 2).reshape(b, n, c))
+
+    class EdgePaddedBlur(nn.Module):
+        """The input low-pass (:class:`~fiqa_edge.zoo.models.GaussianPrefilter`) with its edges replicated by slicing and
+        concatenation instead of a replicate pad (index and clamp ops XNNPACK leaves)."""
+
+        rows: torch.Tensor
+        columns: torch.Tensor
+
+        def __init__(self, blur: Any) -> None:
+            super().__init__()
+            self.radius: int = blur.radius
+            self.register_buffer("rows", blur.rows, persistent=False)
+            self.register_buffer("columns", blur.columns, persistent=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            r = self.radius
+            x = torch.cat([x[..., :, :1]] * r + [x] + [x[..., :, -1:]] * r, dim=3)
+            x = torch.cat([x[..., :1, :]] * r + [x] + [x[..., -1:, :]] * r, dim=2)
+            return F.conv2d(F.conv2d(x, self.rows, groups=3), self.columns, groups=3)
+
     model = copy.deepcopy(model).eval()
     tables: dict[str, torch.Tensor] = {}
+    tokens: dict[str, int] = {}
     hooks = [module.register_forward_hook(lambda m, args, out, name=name: tables.__setitem__(name, out.detach()))
              for name, module in model.named_modules() if type(module).__name__ == "PositionalEncodingFourier"]
+    hooks += [module.register_forward_hook(lambda m, args, out, name=name: tokens.__setitem__(name, args[0].shape[1]))
+              for name, module in model.named_modules() if type(module).__name__ == "CrossCovarianceAttn"]
     with torch.no_grad():
         model(torch.zeros(1, 3, input_size, input_size))
     for hook in hooks:
@@ -112,6 +180,10 @@ def xnnpack_friendly(model, input_size: int):
                 setattr(parent, name, ChannelLayerNorm(child, channels_first=type(child).__name__ == "LayerNorm2d"))
             elif path in tables:
                 setattr(parent, name, ConstantPositions(tables[path]))
+            elif path in tokens:
+                setattr(parent, name, LinearNormXca(child, tokens[path]))
+            elif type(child).__name__ == "GaussianPrefilter":
+                setattr(parent, name, EdgePaddedBlur(child))
     return model
 
 
@@ -120,7 +192,7 @@ def _in_stages(node) -> bool:
     (not from a rewritten LayerNorm, whose averages must stay exact)."""
     stack = (node.meta.get("nn_module_stack") or {}).values()
     return (any(str(path).startswith(QUANTIZED_PREFIX) for path, _ in stack)
-            and not any("ChannelLayerNorm" in str(kind) for _, kind in stack))
+            and not any(exact in str(kind) for _, kind in stack for exact in EXACT_REWRITES))
 
 
 def _quantized(model, example, calibration: CalibrationFaces):
