@@ -3,7 +3,7 @@
 // similarity transform (rotation, scale, shift) puts the eyes where the framing says, sampled as Pillow's
 // bilinear affine transform samples (parts of the frame outside the image are black). No DOM.
 
-import { resizeBilinear, roundHalfEven } from './preprocess.js';
+import { crop, resizeBilinear, roundHalfEven } from './preprocess.js';
 
 // Pillow's bilinear_filter32RGB after affine_transform: the sample at (xin, yin) of RGB `src` (w × h, `stride`
 // values per pixel) into out[o..o+2]; points outside the image leave the output black.
@@ -30,19 +30,6 @@ function sample(src, w, h, stride, xin, yin, out, o) {
   }
 }
 
-// the pixels of `src` inside [x0, x1) × [y0, y1), RGB
-function crop(src, w, stride, x0, y0, x1, y1) {
-  const cw = x1 - x0, ch = y1 - y0;
-  const out = new Uint8Array(cw * ch * 3);
-  for (let y = 0; y < ch; y++) {
-    for (let x = 0; x < cw; x++) {
-      const p = ((y + y0) * w + x + x0) * stride, o = (y * cw + x) * 3;
-      out[o] = src[p]; out[o + 1] = src[p + 1]; out[o + 2] = src[p + 2];
-    }
-  }
-  return out;
-}
-
 /**
  * The framing.size square crop (RGB, 3 values per pixel) of `pixels` (width × height, `channels` 8-bit values per
  * pixel, RGB first) whose eyes (`eyes`: [[x, y] of the eye in the image's left, [x, y] of the other]) sit where
@@ -62,7 +49,7 @@ export function alignFace(pixels, width, height, channels, eyes, framing) {
     if (x1 > x0 && y1 > y0) {
       const rw = x1 - x0, rh = y1 - y0;
       const sw = Math.max(1, roundHalfEven(rw * scale)), sh = Math.max(1, roundHalfEven(rh * scale));
-      src = resizeBilinear(crop(pixels, width, channels, x0, y0, x1, y1), rw, rh, 3, sw, sh);
+      src = resizeBilinear(crop(pixels, width, height, channels, x0, y0, rw, rh), rw, rh, 3, sw, sh);
       const sx = sw / rw, sy = sh / rh;
       [left, right] = [left, right].map(([x, y]) => [(x - x0) * sx, (y - y0) * sy]);
       w = sw; h = sh; stride = 3;

@@ -4,7 +4,7 @@
 // overlaps) comes from the bundle's detect/settings.json, written from the Python package. No DOM: the model runs
 // are a function the caller passes.
 
-import { resizeBilinear, roundHalfEven } from './preprocess.js';
+import { crop, resizeBilinear, roundHalfEven } from './preprocess.js';
 
 /** Anchor centres, [x0, y0, x1, y1, …] in [0, 1]: each cell's centre, repeated per anchor, row by row. */
 export function anchors(grids) {
@@ -26,19 +26,6 @@ export function starts(length, side, step) {
   for (let s = 0; s < length - side; s += step) out.add(s);
   out.add(length - side);
   return [...out].sort((a, b) => a - b);
-}
-
-// RGB pixels of the side × side square at (x0, y0) of `pixels`, black beyond the image (as Pillow's crop)
-function square(pixels, width, height, channels, x0, y0, side) {
-  const out = new Uint8Array(side * side * 3);
-  const w = Math.min(side, width - x0), h = Math.min(side, height - y0);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const p = ((y + y0) * width + x + x0) * channels, o = (y * side + x) * 3;
-      out[o] = pixels[p]; out[o + 1] = pixels[p + 1]; out[o + 2] = pixels[p + 2];
-    }
-  }
-  return out;
 }
 
 /**
@@ -99,7 +86,7 @@ export async function candidates(run, model, pixels, width, height, channels, { 
     const side = Math.max(2 * n, Math.floor(longest / 3)), step = Math.floor(side / 2);
     for (const y of starts(height, side, step)) {
       for (const x of starts(width, side, step)) {
-        await pass(square(pixels, width, height, channels, x, y, side), side, side, 3, x, y, 1);
+        await pass(crop(pixels, width, height, channels, x, y, side, side), side, side, 3, x, y, 1);
       }
     }
   }

@@ -95,6 +95,22 @@ export function resizeBilinear(src, sw, sh, channels, dw, dh) {
   return resamplePass(img, dw, stride, dw * stride, coefficients(sh, dh), dh, 3, dw * 3);
 }
 
+/**
+ * The w × h region at (x0, y0) of `pixels` (width × height, `channels` values per pixel, RGB first) as RGB, black
+ * where it reaches beyond the image (as Pillow's crop).
+ */
+export function crop(pixels, width, height, channels, x0, y0, w, h) {
+  const out = new Uint8Array(w * h * 3);
+  const cw = Math.min(w, width - x0), ch = Math.min(h, height - y0);
+  for (let y = 0; y < ch; y++) {
+    for (let x = 0; x < cw; x++) {
+      const p = ((y + y0) * width + x + x0) * channels, o = (y * w + x) * 3;
+      out[o] = pixels[p]; out[o + 1] = pixels[p + 1]; out[o + 2] = pixels[p + 2];
+    }
+  }
+  return out;
+}
+
 // Python's round(): halves to even (crop offsets are integers or halves).
 export function roundHalfEven(x) {
   const f = Math.floor(x);
