@@ -272,8 +272,9 @@ def test_camera_capture_keeps_a_good_frame_and_names_what_went_wrong(page_bundle
 
 @pytest.mark.heavy
 @needs_browser
-def test_demo_page_shows_one_row_per_face(page_bundles, tmp_path):
-    photos = [WILD / "insightface_t1.jpg", WILD / "skimage_coffee.jpg", WILD / "terminator_crop.jpg"]
+def test_demo_page_shows_one_row_per_face(page_bundles, bad_files, tmp_path):
+    photos = [WILD / "insightface_t1.jpg", WILD / "skimage_coffee.jpg", bad_files["truncated"],
+              WILD / "terminator_crop.jpg"]
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / "bundle").symlink_to(page_bundles["fp32"].resolve(), target_is_directory=True)
         with BrowserSession(Path(tmp)) as browser:
@@ -288,4 +289,6 @@ def test_demo_page_shows_one_row_per_face(page_bundles, tmp_path):
     assert all(r["accepted"] is (r["quality"] >= 55) for r in group)
     (none,) = [r for r in rows if r["file"] == "skimage_coffee.jpg"]
     assert none["problem"] == "no face found" and none["score"] is None
-    assert len([r for r in rows if r["file"] == "terminator_crop.jpg"]) == 1
+    assert len([r for r in rows if r["file"] == "terminator_crop.jpg"]) == 1  # the photo after a damaged one
+    (damaged,) = [r for r in rows if r["file"] == bad_files["truncated"].name]
+    assert damaged["problem"] == "not an image the browser can decode, or damaged" and damaged["score"] is None
