@@ -40,8 +40,9 @@ from typing import Any
 from fiqa_edge._deps import require
 from fiqa_edge.manifest import Manifest
 
-from .base import BuildContext, Converter
+from .base import BuildContext, Converter, cli_option
 from .calibration import CalibrationFaces
+from .depthwise import band_depthwise
 
 __all__ = ["ExecuTorchConverter", "ExecuTorchOptions", "method_name", "xnnpack_friendly"]
 
@@ -55,6 +56,10 @@ EXACT_REWRITES = ("ChannelLayerNorm", "L2Normalize")
 class ExecuTorchOptions:
     """ExecuTorch export settings."""
 
+    dense_depthwise: bool = cli_option(False, "dense-depthwise",
+                                       "ExecuTorch: export the large (7x7, 9x9) depthwise convolutions as they are "
+                                       "(default: as bands of rows that XNNPACK's depthwise kernels run, the same "
+                                       "function, faster).")
     batch_sizes: tuple[int, ...] = (1, 8)  # one method each; 1 is always there
 
 
@@ -90,18 +95,6 @@ def xnnpack_friendly(model, input_size: int):
             centred = x - F.linear(x, self.average)
             y = centred * torch.rsqrt(F.linear(centred * centred, self.average) + self.eps) * self.weight + self.bias
             return y.permute(0, 3, 1, 2) if self.channels_first else y
-
-    class ConstantPositions(nn.Module):
-        """A positional encoding's output for one image, repeated over the batch."""
-
-        table: torch.Tensor
-
-        def __init__(self, table: torch.Tensor) -> None:
-            super().__init__()
-            self.register_buffer("table", table)
-
-        def forward(self, shape: tuple[int, int, int]) -> torch.Tensor:
-            return self.table.expand(shape[0], -1, -1, -1)
 
     class L2Normalize(nn.Module):
         """``F.normalize(x, dim=-1)`` for a last axis of ``length``, its sum of squares a linear layer of ones."""
@@ -143,6 +136,38 @@ def xnnpack_friendly(model, input_size: int):
             x = torch.bmm(attn.reshape(b * self.heads, c // self.heads, -1), v).reshape(b, self.heads, -1, n)
             return self.proj(x.permute(0, 3, 1, 2).reshape(b, n, c))
 
+    class SlicedSplitTranspose(nn.Module):
+        """timm's ``SplitTransposeBlock`` with its channel split as slices (``chunk`` exports as ``split_with_sizes``,
+        which XNNPACK leaves) and its positional encoding a constant (1, H·W, C) added by broadcasting."""
+
+        block: Any
+        positions: torch.Tensor | None
+
+        def __init__(self, block: nn.Module, table: torch.Tensor | None) -> None:
+            super().__init__()
+            self.block = block  # its own children are rewritten in place afterwards
+            positions = None if table is None else table.flatten(2).transpose(1, 2).contiguous()
+            self.register_buffer("positions", positions)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            block, shortcut, channels = self.block, x, x.shape[1]
+            width = -(-channels // (len(block.convs) + 1))  # what ``chunk`` gives
+            parts = [x[:, start : start + width] for start in range(0, channels, width)]
+            outs, sp = [], parts[0]
+            for i, conv in enumerate(block.convs):
+                sp = conv(sp if i == 0 else sp + parts[i])
+                outs.append(sp)
+            x = torch.cat([*outs, parts[-1]], 1)
+            b, c, h, w = x.shape
+            x = x.reshape(b, c, h * w).permute(0, 2, 1)
+            if self.positions is not None:
+                x = x + self.positions
+            x = x + block.gamma_xca * block.xca(block.norm_xca(x))
+            x = block.mlp(block.norm(x.reshape(b, h, w, c)))
+            if block.gamma is not None:
+                x = block.gamma * x
+            return shortcut + x.permute(0, 3, 1, 2)
+
     class EdgePaddedBlur(nn.Module):
         """The input low-pass (:class:`~fiqa_edge.zoo.models.GaussianPrefilter`) with its edges replicated by slicing and
         concatenation instead of a replicate pad (index and clamp ops XNNPACK leaves)."""
@@ -165,7 +190,9 @@ def xnnpack_friendly(model, input_size: int):
     model = copy.deepcopy(model).eval()
     tables: dict[str, torch.Tensor] = {}
     tokens: dict[str, int] = {}
-    hooks = [module.register_forward_hook(lambda m, args, out, name=name: tables.__setitem__(name, out.detach()))
+    # each positional encoding's output, under its block's name
+    hooks = [module.register_forward_hook(lambda m, args, out, name=name: tables.__setitem__(name.rpartition(".")[0],
+                                                                                               out.detach()))
              for name, module in model.named_modules() if type(module).__name__ == "PositionalEncodingFourier"]
     hooks += [module.register_forward_hook(lambda m, args, out, name=name: tokens.__setitem__(name, args[0].shape[1]))
               for name, module in model.named_modules() if type(module).__name__ == "CrossCovarianceAttn"]
@@ -178,8 +205,8 @@ def xnnpack_friendly(model, input_size: int):
             path = f"{parent_name}.{name}" if parent_name else name
             if isinstance(child, nn.LayerNorm) and child.elementwise_affine and len(child.normalized_shape) == 1:
                 setattr(parent, name, ChannelLayerNorm(child, channels_first=type(child).__name__ == "LayerNorm2d"))
-            elif path in tables:
-                setattr(parent, name, ConstantPositions(tables[path]))
+            elif type(child).__name__ == "SplitTransposeBlock":
+                setattr(parent, name, SlicedSplitTranspose(child, tables.get(path)))
             elif path in tokens:
                 setattr(parent, name, LinearNormXca(child, tokens[path]))
             elif type(child).__name__ == "GaussianPrefilter":
@@ -248,7 +275,7 @@ class ExecuTorchConverter(Converter[ExecuTorchOptions]):
         from executorch.exir import to_edge_transform_and_lower
 
         n = ctx.loaded.spec.input_size
-        model = xnnpack_friendly(ctx.loaded.model, n)
+        model = xnnpack_friendly(ctx.loaded.model if options.dense_depthwise else band_depthwise(ctx.loaded.model), n)
         programs = {}
         for batch in sorted(set(options.batch_sizes) | {1}):
             example = (torch.zeros(batch, 3, n, n),)

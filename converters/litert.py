@@ -63,6 +63,7 @@ from fiqa_edge.manifest import EMBEDDED_KEY, Manifest
 
 from .base import BuildContext, Converter, cli_option
 from .calibration import CalibrationFaces
+from .depthwise import band_depthwise
 
 __all__ = ["INT8_MODES", "LiteRtConverter", "LiteRtOptions", "signature_name"]
 
@@ -81,7 +82,16 @@ class LiteRtOptions:
     int8_mode: str = cli_option("dynamic", "int8",
                                 "LiteRT int8: dynamic (activations quantized at run time; fastest here), static "
                                 "(calibrated int8 activations in the convolutions) or weight-only.", choices=INT8_MODES)
+    dense_depthwise: bool = cli_option(False, "dense-depthwise",
+                                       "LiteRT: export the large (7x7, 9x9) depthwise convolutions as they are "
+                                       "(default: as bands of rows that XNNPACK's depthwise kernels run, the same "
+                                       "function, faster).")
     batch_sizes: tuple[int, ...] = (1, 8)  # one signature each; 1 is always there
+
+    @property
+    def export_key(self) -> str:
+        """Names the fp32 export these settings give."""
+        return f"{'-'.join(map(str, self.batch_sizes))}{'-dense-depthwise' if self.dense_depthwise else ''}"
 
 
 def signature_name(batch: int) -> str:
@@ -93,14 +103,16 @@ def _nhwc(faces: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(faces.transpose(0, 2, 3, 1))
 
 
-def export_fp32(model, input_size: int, dst: Path, batch_sizes: tuple[int, ...]) -> None:
+def export_fp32(model, input_size: int, dst: Path, options: LiteRtOptions) -> None:
     """One NHWC signature per batch size, written to ``dst`` atomically."""
     import torch
 
     litert_torch = require("litert_torch", "converting to LiteRT")
+    if not options.dense_depthwise:
+        model = band_depthwise(model)
     wrapped = litert_torch.to_channel_last_io(model.eval(), args=[0]).eval()
     converter = litert_torch.Converter()
-    for batch in sorted(set(batch_sizes) | {1}):
+    for batch in sorted(set(options.batch_sizes) | {1}):
         converter.signature(signature_name(batch), wrapped, (torch.zeros(batch, input_size, input_size, 3),))
     with atomic_path(dst) as tmp:
         converter.convert().export(str(tmp))
@@ -219,8 +231,8 @@ class LiteRtConverter(Converter[LiteRtOptions]):
     def build(self, ctx: BuildContext, precision: str, dst: Path, options: LiteRtOptions) -> dict[str, Any]:
         """The fp32 conversion (once per run), or its fp16 / int8 quantization."""
         n = ctx.loaded.spec.input_size
-        fp32 = ctx.cached(f"litert-fp32-{'-'.join(map(str, options.batch_sizes))}.tflite",
-                          lambda path: export_fp32(ctx.loaded.model, n, path, options.batch_sizes))
+        fp32 = ctx.cached(f"litert-fp32-{options.export_key}.tflite",
+                          lambda path: export_fp32(ctx.loaded.model, n, path, options))
         figures: dict[str, Any] = {"io": {
             "input": _input_name(fp32), "layout": "NHWC", "dtype": "float32", "output_dtype": "float32",
             "signatures": {signature_name(b): [b, n, n, 3] for b in sorted(set(options.batch_sizes) | {1})}}}

@@ -156,9 +156,12 @@ def test_profile_breaks_the_time_down_by_operator(tmp_path):
     assert {"Conv", "LayerNormalization"} <= set(onnx["by_op"])  # the runtime's own (fused) operator names
     times = [ms for _, _, ms in onnx["nodes"]]
     assert times == sorted(times, reverse=True) and sum(times) == pytest.approx(onnx["total_ms"])
-    assert litert["reason"] == "litert has no per-operator profiler in its Python API"
-    assert f"{onnx['total_ms']:.2f} ms per run in operators" in result.output
-    assert "top 4 nodes:" in result.output and "not profiled: litert has no per-operator profiler" in result.output
+    # LiteRT: each operator timed alone, named by the torch module it came from
+    assert litert["reason"] is None and litert["input_size"] == INPUT
+    assert {"FULLY_CONNECTED", "DEPTHWISE_CONV_2D", "CONV_2D"} <= set(litert["by_op"])
+    assert any(name.startswith("feature_extraction.stages.") for name, _, _ in litert["nodes"])
+    assert litert["total_ms"] == pytest.approx(sum(ms for _, _, ms in litert["nodes"]))
+    assert f"{onnx['total_ms']:.2f} ms per run in operators" in result.output and "top 4 nodes:" in result.output
 
 
 def test_profile_of_a_torch_checkpoint_counts_self_time_once():

@@ -118,21 +118,61 @@ def test_litert_int8_keeps_the_first_convolution_float_and_quantizes_the_rest(li
     assert figures["parity_vs_torch_fp32"]["srcc"] >= 0.995
 
 
-def test_xnnpack_friendly_model_scores_as_the_model():
-    """Constant positions, attention without F.normalize or unbind, the low-pass padded by slicing: the same scores."""
+def test_band_depthwise_splits_only_large_depthwise_convolutions():
     torch = pytest.importorskip("torch")
+    from torch import nn
+
+    from fiqa_edge.converters.depthwise import MAX_TAPS, BandedDepthwise, band_depthwise
+
+    c = 16
+    model = nn.Sequential(nn.Conv2d(c, c, 7, padding=3, groups=c), nn.Conv2d(c, c, 9, padding=4, groups=c, bias=False),
+                          nn.Conv2d(c, c, 5, padding=2, groups=c), nn.Conv2d(c, c, 7, padding=3),
+                          nn.Conv2d(c, c, 7, stride=2, padding=3, groups=c)).eval()
+    banded = band_depthwise(model)
+    assert [type(m).__name__ for m in banded] == ["BandedDepthwise", "BandedDepthwise", "Conv2d", "Conv2d", "Conv2d"]
+    first, second = banded[0], banded[1]
+    assert isinstance(first, BandedDepthwise) and isinstance(second, BandedDepthwise)
+    assert [b.kernel_size for b in first.bands] == [(3, 7), (3, 7), (1, 7)] and len(second.bands) == 5
+    assert all(b.kernel_size[0] * b.kernel_size[1] <= MAX_TAPS for b in [*first.bands, *second.bands])
+    assert all(b.bias is None for b in second.bands) and type(model[0]).__name__ == "Conv2d"  # the original is kept
+    x = torch.randn(2, c, 13, 10)
+    with torch.no_grad():
+        assert torch.allclose(banded(x), model(x), atol=1e-5)
+
+
+def test_xnnpack_friendly_model_scores_as_the_model():
+    """Constant positions and a sliced channel split, attention without F.normalize or unbind, the low-pass padded by
+    slicing, large depthwise convolutions in bands: the same scores."""
+    torch = pytest.importorskip("torch")
+    from fiqa_edge.converters.depthwise import band_depthwise
     from fiqa_edge.converters.executorch import xnnpack_friendly
     from fiqa_edge.zoo import load_model
 
     loaded = load_model(DEFAULT_MODEL)
     n = loaded.spec.input_size
-    friendly = xnnpack_friendly(loaded.model, n)
+    friendly = xnnpack_friendly(band_depthwise(loaded.model), n)
     kinds = {type(m).__name__ for m in friendly.modules()}
-    assert "PositionalEncodingFourier" not in kinds and "ConstantPositions" in kinds and "LayerNorm" not in kinds
-    assert {"LinearNormXca", "L2Normalize", "EdgePaddedBlur"} <= kinds and "CrossCovarianceAttn" not in kinds
+    assert {"SlicedSplitTranspose", "LinearNormXca", "L2Normalize", "EdgePaddedBlur", "BandedDepthwise"} <= kinds
+    assert not kinds & {"LayerNorm", "CrossCovarianceAttn"}
+    encodings = sum(type(m).__name__ == "PositionalEncodingFourier" for m in loaded.model.modules())
+    assert encodings >= 1 and encodings == sum(getattr(m, "positions", None) is not None for m in friendly.modules())
     x = torch.rand(3, 3, n, n)
     with torch.no_grad():
         assert torch.allclose(friendly(x), loaded.model(x), atol=1e-5)
+
+
+@pytest.mark.heavy
+def test_executorch_profile_names_xnnpack_kernels(executorch_fp32):
+    """ETDump: each XNNPACK operator by its kernel, nothing on the portable kernels, the delegate's own time."""
+    from fiqa_edge.benchmarks.harness import Artifact
+    from fiqa_edge.benchmarks.profile import profile_artifacts
+
+    (profile,) = profile_artifacts([Artifact("et", executorch_fp32, "executorch")], runs=3)
+    assert profile.reason is None and profile.total_ms == pytest.approx(sum(profile.by_op.values()))
+    assert all(op.startswith("XNNPACK ") for op in profile.by_op), profile.by_op
+    assert {"XNNPACK Fully Connected (NC, F32) GEMM", "XNNPACK between its operators"} <= set(profile.by_op)
+    # dense convolutions (IGEMM): the stem and the three downsamplings; the 7x7 and 9x9 depthwise ones run as DWConv
+    assert sum("IGEMM" in op for _, op, _ in profile.nodes) == 4
 
 
 @pytest.mark.heavy
@@ -141,10 +181,8 @@ def test_executorch_records_what_xnnpack_took(executorch_fp32):
     figures, n = manifest.figures, manifest.preprocessing.input_size
     delegation = figures["delegation"]
     assert delegation["delegated_nodes"] > 100
-    assert delegation["not_delegated_nodes"] >= sum(delegation["not_delegated_ops"].values()) > 0
-    assert "aten_cumsum_default" not in delegation["not_delegated_ops"]  # the positional encoding is a constant
-    # left off XNNPACK: only the channel split of timm's SplitTransposeBlock and the positions' batch expand
-    assert set(delegation["not_delegated_ops"]) <= {"aten_split_with_sizes_copy_default", "aten_expand_copy_default"}
+    # nothing left off XNNPACK (the positional encoding is a constant, the channel split slices)
+    assert delegation["not_delegated_ops"] == {}
     assert figures["io"]["methods"] == {"forward": [1, 3, n, n], "forward_8": [8, 3, n, n]}
 
 

@@ -40,8 +40,12 @@ class ExecuTorchBackend:
         self.arch = manifest.arch
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, **_: object) -> ExecuTorchBackend:
-        """Open ``model.pte`` (with ``fiqa.json`` beside it) or its bundle folder; ``threads``: the threadpool size."""
+    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, etdump: bool = False,
+             **_: object) -> ExecuTorchBackend:
+        """Open ``model.pte`` (with ``fiqa.json`` beside it) or its bundle folder; ``threads``: the threadpool size.
+
+        ``etdump``: record every operator's time on each call (``program.write_etdump_result_to_file``).
+        """
         path = model_path(path)
         if not (path.parent / MANIFEST_NAME).is_file():
             msg = f"{path}: an ExecuTorch program needs its {MANIFEST_NAME} beside it (.pte files carry no metadata)"
@@ -55,7 +59,8 @@ class ExecuTorchBackend:
                     from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 
                     _unsafe_reset_threadpool(threads)  # the Python runtime's only handle on its threadpool
-                program = Runtime.get().load_program(str(path))  # the runtime reads (maps) the file itself
+                # the runtime reads (maps) the file itself
+                program = Runtime.get().load_program(str(path), enable_etdump=etdump)
                 methods = {int(m[1] or 1): program.load_method(name)
                            for name in program.method_names if (m := _METHOD.match(name))}
         except OSError as exc:
