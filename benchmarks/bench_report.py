@@ -17,8 +17,8 @@ from .harness import BenchReport, BenchResult
 
 __all__ = ["Gate", "parse_gate", "plot", "table", "markdown"]
 
-_COLUMNS = ("target", "backend", "precision", "status", "MB", "peak RSS MB", "GFLOPs", "p50 ms", "p90 ms", "img/s b1",
-            "img/s b8", "e2e img/s", "parity SRCC", "max |Δ|", "SRCC (labels)")
+_COLUMNS = ("target", "backend", "precision", "status", "MB", "peak RSS MB", "GFLOPs", "p10 ms", "p50 ms", "p90 ms",
+            "img/s b1", "img/s b8", "e2e img/s", "parity SRCC", "max |Δ|", "SRCC (labels)")
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -31,7 +31,8 @@ def _row(r: BenchResult) -> list[str]:
     status = r.status + (" (noisy)" if r.noisy else "")
     return [Path(r.target).name, r.backend, r.precision, status, _fmt(r.size_mb, ".2f"), _fmt(r.rss_mb, ".0f"),
             _fmt(r.gflops, ".3f"),
-            _fmt(lat and lat.p50_ms, ".2f"), _fmt(lat and lat.p90_ms, ".2f"), _fmt(r.throughput_ips.get("1"), ".1f"),
+            _fmt(lat and lat.p10_ms, ".2f"), _fmt(lat and lat.p50_ms, ".2f"), _fmt(lat and lat.p90_ms, ".2f"),
+            _fmt(r.throughput_ips.get("1"), ".1f"),
             _fmt(r.throughput_ips.get("8"), ".1f"), _fmt(e2e, ".1f"), _fmt(par.get("srcc"), ".5f"),
             _fmt(par.get("max_abs"), ".1e"), _fmt(acc.get("srcc"), ".4f")]
 

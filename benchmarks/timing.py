@@ -27,6 +27,7 @@ class Latency:
     """Per-call wall time statistics, milliseconds."""
 
     min_ms: float
+    p10_ms: float
     p50_ms: float
     p90_ms: float
     p99_ms: float
@@ -36,8 +37,8 @@ class Latency:
     @classmethod
     def of(cls, seconds: Sequence[float]) -> Latency:
         ms = np.asarray(seconds, dtype=np.float64) * 1e3
-        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-        return cls(float(ms.min()), float(p50), float(p90), float(p99), float(ms.mean()), len(ms))
+        p10, p50, p90, p99 = np.percentile(ms, [10, 50, 90, 99])
+        return cls(float(ms.min()), float(p10), float(p50), float(p90), float(p99), float(ms.mean()), len(ms))
 
     @property
     def noisy(self) -> bool:
