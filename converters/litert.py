@@ -6,7 +6,10 @@ hands over a bitmap in that order, and on this CPU the NHWC and NCHW graphs
 ran alike (0.99 against 1.00 ms, batch 1, demo model, 128 px). A ``.tflite``
 graph cannot be resized to another batch size after conversion (XNNPACK
 reshape error), so each batch size of :attr:`LiteRtOptions.batch_sizes` is
-its own signature: ``serving_default`` (batch 1) and ``batch_<N>``.
+its own signature: ``serving_default`` (batch 1) and ``batch_<N>``. Before
+conversion the 7×7 and 9×9 depthwise convolutions are split into bands of
+rows (:mod:`.depthwise`), which XNNPACK runs with its depthwise kernels
+instead of a grouped IGEMM (``--litert-dense-depthwise`` keeps them whole).
 
 fp16 stores the weights as float16 (``ai_edge_quantizer`` float casting,
 weight-only; compute stays float32). int8 (``ai_edge_quantizer``):
@@ -188,9 +191,11 @@ def quantize(fp32: Path, dst: Path, precision: str, options: LiteRtOptions, cali
         figures = {"mode": "static", "int8_weights_and_activations": [o.name for o in convs],
                    "dynamic_int8": [op.FULLY_CONNECTED.name], "int8_weights_only": ["quality head"], "float": [first]}
     elif options.int8_mode == "dynamic":
-        for name in weights:
+        # banded depthwise convolutions ran faster in float than with int8 weights (docs/benchmarking.md)
+        dynamic = weights if options.dense_depthwise else (op.FULLY_CONNECTED, op.CONV_2D)
+        for name in dynamic:
             q.add_dynamic_config(regex=f"^{_NOT_PREFILTER}.*", operation_name=name, num_bits=8)
-        figures = {"mode": "dynamic", "ops": [o.name for o in weights]}
+        figures = {"mode": "dynamic", "ops": [o.name for o in dynamic]}
     elif options.int8_mode == "weight-only":
         for name in weights:
             q.add_weight_only_config(regex=f"^{_NOT_PREFILTER}.*", operation_name=name, num_bits=8)
