@@ -19,13 +19,13 @@ weight-only; compute stays float32). int8 (``ai_edge_quantizer``):
   kernels); needs no calibration. The banded depthwise convolutions stay
   float: at 352 px they took 1.22 ms in float against 3.79 with int8
   weights (operators timed alone, ``fiqa-edge bench --profile``).
-- ``static``: int8 weights and activations, calibrated on the calibration
-  faces, for the convolutions (per-channel weights) but the first one, which
-  stays float; the fully connected layers get dynamic int8, the quality head
-  int8 weights only. The quantizer cannot make static fully connected layers
-  of this graph (per-channel: the interpreter rejects the scale count;
-  per-tensor: their fused bias fails). For hardware that wants integer
-  activations.
+- ``static``: int8 weights (per channel) and activations, calibrated on
+  the calibration faces, for the convolutions but the first one, which stays
+  float, and for the fully connected layers but the quality head's, which
+  gets int8 weights only: full-integer kernels for XNNPACK and for hardware
+  that wants integer activations. litert-torch writes the bias of a fully
+  connected layer as (1, 1, 1, C), which the quantizer could not quantize;
+  :func:`_with_flat_fc_biases` makes it 1-D first.
 - ``weight-only``: int8 weights dequantized at load, float compute.
 
 Chosen by measurement (demo weights, 40 LFW calibration faces, 100 others,
@@ -140,6 +140,17 @@ def _first_conv(fp32: Path) -> str:
     return names[first["outputs"][0]].split(";")[0]
 
 
+def _head(fp32: Path) -> str:
+    """A regex for the scopes (output names, each ended by ``;``) of the quality head's layers: its module's
+    tensors, and the model's outputs (the last layer's output carries the signature's name, not the module's)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(fp32))
+    outputs = [s.tensors[i].name for s in model.subgraphs for i in s.outputs]
+    names = [re.escape(n.decode() if isinstance(n, bytes) else n) + ";" for n in outputs]
+    return f"(?:.*{re.escape(HEAD_MODULE)}|{'|'.join(names)})"
+
+
 def _calibration_data(fp32: Path, faces: CalibrationFaces, batch_sizes: tuple[int, ...]) -> dict[str, list[dict]]:
     """Every signature's calibration inputs: the faces in batches of its size (cycled to fill the last)."""
     name, data = _input_name(fp32), _nhwc(faces.batch())
@@ -168,6 +179,28 @@ def _ranges(q, data: dict[str, list[dict]]) -> dict[str, Any]:
     return ranges
 
 
+def _with_flat_fc_biases(fp32: Path) -> bytes:
+    """``fp32`` with each fully connected layer's bias 1-D.
+
+    litert-torch writes the bias of a fully connected layer over an NHWC map as (1, 1, 1, C), which the kernel
+    reads flat; for static int8 the quantizer cannot quantize such a bias (per channel, the interpreter then
+    rejects C scales on an axis of length 1; per tensor, the scale's rank mismatches the bias's).
+    """
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(fp32))
+    for subgraph in model.subgraphs:
+        for layer in subgraph.operators:
+            if (flatbuffer_utils.opcode_to_name(model, layer.opcodeIndex) == "FULLY_CONNECTED" and len(layer.inputs) > 2
+                    and layer.inputs[2] >= 0):
+                bias = subgraph.tensors[layer.inputs[2]]
+                flat = np.array([int(np.prod(bias.shape))], np.int32)
+                bias.shape = flat
+                if bias.shapeSignature is not None:
+                    bias.shapeSignature = flat
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
 def quantize(fp32: Path, dst: Path, precision: str, options: LiteRtOptions, calibration: CalibrationFaces) -> dict[str, Any]:
     """fp16 or int8 copy of the fp32 model; what was quantized, for the manifest."""
     require("ai_edge_quantizer", "LiteRT fp16/int8")
@@ -176,22 +209,22 @@ def quantize(fp32: Path, dst: Path, precision: str, options: LiteRtOptions, cali
 
     op = qtyping.TFLOperationName
     weights = (op.FULLY_CONNECTED, op.CONV_2D, op.DEPTHWISE_CONV_2D)
-    q = quantizer.Quantizer(str(fp32))
+    static = precision == "int8" and options.int8_mode == "static"
+    q = quantizer.Quantizer(_with_flat_fc_biases(fp32) if static else str(fp32))
     if precision == "fp16":
         for name in weights:
             q.add_weight_only_config(regex=".*", operation_name=name, num_bits=16, algorithm_key=AlgorithmName.FLOAT_CASTING)
         figures = {"weights": "float16", "ops": [o.name for o in weights]}
-    elif options.int8_mode == "static":
-        convs = (op.CONV_2D, op.DEPTHWISE_CONV_2D)
-        first = _first_conv(fp32)
-        for name in convs:
+    elif static:
+        first, head = _first_conv(fp32), _head(fp32)
+        for name in (op.CONV_2D, op.DEPTHWISE_CONV_2D):
             q.add_static_config(regex=f"^(?!{re.escape(first)}){_NOT_PREFILTER}.*", operation_name=name, activation_num_bits=8,
                                 weight_num_bits=8)
-        head = f".*{re.escape(HEAD_MODULE)}.*"
-        q.add_dynamic_config(regex=f"^(?!{head}).*", operation_name=op.FULLY_CONNECTED, num_bits=8)
-        q.add_weight_only_config(regex=head, operation_name=op.FULLY_CONNECTED, num_bits=8)
-        figures = {"mode": "static", "int8_weights_and_activations": [o.name for o in convs],
-                   "dynamic_int8": [op.FULLY_CONNECTED.name], "int8_weights_only": ["quality head"], "float": [first]}
+        q.add_static_config(regex=f"^(?!{head}).*", operation_name=op.FULLY_CONNECTED, activation_num_bits=8,
+                            weight_num_bits=8)
+        q.add_weight_only_config(regex=f"^{head}", operation_name=op.FULLY_CONNECTED, num_bits=8)
+        figures = {"mode": "static", "int8_weights_and_activations": [o.name for o in weights],
+                   "int8_weights_only": ["quality head"], "float": [first]}
     elif options.int8_mode == "dynamic":
         # banded depthwise convolutions ran faster in float than with int8 weights (docs/benchmarking.md)
         dynamic = weights if options.dense_depthwise else (op.FULLY_CONNECTED, op.CONV_2D)

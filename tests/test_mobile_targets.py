@@ -12,7 +12,7 @@ import pytest
 
 from fiqa_edge.assets import DEFAULT_BUNDLE, DEFAULT_LITERT_BUNDLE, DEFAULT_MODEL, SAMPLES_DIR
 from fiqa_edge.backends import cannot_run, open_backend
-from fiqa_edge.converters.litert import PREFILTER_MODULE
+from fiqa_edge.converters.litert import HEAD_MODULE, PREFILTER_MODULE
 from fiqa_edge.converters.targets import TARGETS
 from fiqa_edge.errors import CheckpointError
 from fiqa_edge.imaging import load_image
@@ -114,6 +114,9 @@ def test_litert_int8_keeps_the_first_convolution_float_and_quantizes_the_rest(li
             source is not None and source["op_name"] == "DEQUANTIZE" and dtype[source["inputs"][0]] == np.int8)
 
     assert fcs and all(int8_weights(fc) for fc in fcs)
+    # full integer: every fully connected layer but the head's two (the last) takes int8 activations
+    assert [dtype[fc["inputs"][0]] == np.int8 for fc in fcs] == [True] * (len(fcs) - 2) + [False, False]
+    assert HEAD_MODULE in names[fcs[-2]["outputs"][0]] and dtype[fcs[-1]["outputs"][0]] == np.float32
     manifest = Manifest.load(bundle)
     figures, n = manifest.figures, manifest.preprocessing.input_size
     assert figures["quantization"]["mode"] == "static" and figures["calibration"]["images"] == 20
