@@ -262,8 +262,8 @@ def test_bad_model_files_are_one_line_naming_the_file(suffix, request, faces, tm
 @pytest.mark.heavy
 @pytest.mark.skipif(TARGETS["litert"].unavailable() is not None, reason="litert-torch is not installed")
 def test_litert_int8_modes_need_no_calibration(default_bundles, faces, tmp_path):
-    """dynamic (the main job's default, from the shared conversion) and weight-only (a small student): no
-    calibration, int8 weights."""
+    """dynamic and weight-only (a small student): no calibration, int8 weights; static, the main job's default (from
+    the shared conversion), calibrated."""
     import torch
     from official_reference import spread_outputs
 
@@ -276,15 +276,17 @@ def test_litert_int8_modes_need_no_calibration(default_bundles, faces, tmp_path)
     torch.manual_seed(0)
     student = LoadedModel(model=spread_outputs(create_model("fiqa_edgenext_xxs"), seed=1), arch="fiqa_edgenext_xxs",
                           spec=PreprocessSpec(input_size=64, resize=72), sha256="ab" * 32, path=Path("student"))
-    (weight_only,) = convert(student, ["litert"], out=tmp_path, precisions=["int8"], calibration=faces[:8],
+    results = {mode: convert(student, ["litert"], out=tmp_path / mode, precisions=["int8"], calibration=faces[:8],
                              validation=faces[20:], bounds={**BOUNDS, "int8": Bound(srcc=0.95, plcc=0.95)},
-                             options={"litert": LiteRtOptions(int8_mode="weight-only")})
+                             options={"litert": LiteRtOptions(int8_mode=mode)})[0] for mode in ("dynamic", "weight-only")}
     fp32_mb = default_bundles["litert-fp32"].size_mb  # the same weights in float: the size does not depend on the input
-    for mode, result in (("dynamic", default_bundles["litert-int8"]), ("weight-only", weight_only)):
+    for mode, result in results.items():
         assert result.error is None, result.error
         figures = Manifest.load(result.bundle).figures
         assert figures["quantization"]["mode"] == mode and figures["calibration"].startswith("none")
         assert result.size_mb < 0.5 * fp32_mb
+    static = Manifest.load(default_bundles["litert-int8"].bundle).figures
+    assert static["quantization"]["mode"] == "static" and static["calibration"]["images"] > 0
 
 
 @pytest.mark.heavy
