@@ -47,7 +47,6 @@ from fiqa_edge.manifest import Manifest
 
 from .base import BuildContext, Converter, cli_option
 from .calibration import CalibrationFaces
-from .depthwise import band_depthwise
 
 __all__ = ["ExecuTorchConverter", "ExecuTorchOptions", "method_name", "xnnpack_friendly"]
 
@@ -280,6 +279,8 @@ class ExecuTorchConverter(Converter[ExecuTorchOptions]):
         from executorch.exir import to_edge_transform_and_lower
 
         n = ctx.loaded.spec.input_size
+        from .depthwise import band_depthwise
+
         model = xnnpack_friendly(ctx.loaded.model if options.dense_depthwise else band_depthwise(ctx.loaded.model), n)
         programs = {}
         for batch in sorted(set(options.batch_sizes) | {1}):

@@ -71,7 +71,6 @@ from fiqa_edge.manifest import EMBEDDED_KEY, Manifest
 
 from .base import BuildContext, Converter, cli_option
 from .calibration import CalibrationFaces
-from .depthwise import band_depthwise
 
 __all__ = ["INT8_MODES", "LiteRtConverter", "LiteRtOptions", "signature_name"]
 
@@ -118,6 +117,8 @@ def export_fp32(model, input_size: int, dst: Path, options: LiteRtOptions) -> No
 
     litert_torch = require("litert_torch", "converting to LiteRT")
     if not options.dense_depthwise:
+        from .depthwise import band_depthwise
+
         model = band_depthwise(model)
     wrapped = litert_torch.to_channel_last_io(model.eval(), args=[0]).eval()
     converter = litert_torch.Converter()
