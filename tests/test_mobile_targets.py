@@ -70,11 +70,11 @@ def test_litert_int8_keeps_a_low_pass_models_gaussian_taps_in_float(tmp_path):
     from ai_edge_litert.interpreter import Interpreter
 
     from fiqa_edge.converters.convert import convert
-    from fiqa_edge.converters.litert import PREFILTER_MODULE
+    from fiqa_edge.converters.litert import PREFILTER_MODULE, LiteRtOptions
     from fiqa_edge.zoo import load_model
 
     (result,) = convert(load_model(DEFAULT_MODEL, arch="fiqa_edgenext_xxs_lp"), ["litert"], out=tmp_path,
-                        precisions=["int8"])
+                        precisions=["int8"], options={"litert": LiteRtOptions(int8_mode="dynamic")})
     assert result.error is None, result.error
     interpreter = Interpreter(model_path=str(result.bundle / "model.tflite"))
     details = {t["index"]: t for t in interpreter.get_tensor_details()}
