@@ -9,8 +9,9 @@ under ``torch.compile``) and ExecuTorch's ETDump read by its ``Inspector``
 (every XNNPACK operator and every portable kernel left outside the
 delegate). LiteRT's Python API has no per-operator profiler: each operator
 of its batch-1 signature is timed alone, as a one-operator model fed with the
-values a full run gave it, under the same XNNPACK threads; the sum is larger
-than a full run by each call's own overhead. Runtimes without a
+values a full run gave it, under the same XNNPACK threads; each time includes
+its own call's overhead, so the sum approximates, not measures, a full call.
+Runtimes without a
 per-operator profiler in their Python API are listed with the reason.
 """
 
