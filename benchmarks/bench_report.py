@@ -48,7 +48,7 @@ def _notes(report: BenchReport) -> list[str]:
         if r.runtime:
             rt = r.runtime
             notes.append(f"{r.backend} {r.precision}: {rt['browser']}, {rt['backend']}, {rt['threads']} thread(s), "
-                         f"onnxruntime-web {rt['onnxruntime_web']}, timed inside the page; runtime and model loaded in "
+                         f"{rt['runtime']}, timed inside the page; runtime and model loaded in "
                          f"{rt['load_ms']:.0f} ms, the demo page's first score {rt['first_score_ms']:.0f} ms after "
                          "navigation")
         if r.noisy and r.latency is not None:

@@ -3,7 +3,7 @@
 The page scores the benchmark images itself (the browser decodes them; a
 degraded copy is written as a lossless PNG first), so its scores include the
 JavaScript preprocessing. Latencies are measured inside the page
-(``performance.now()`` around onnxruntime-web's ``session.run``).
+(``performance.now()`` around the model's run, on LiteRT.js or onnxruntime-web).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class BrowserWorker:
             "sample_scores": np.array([r.get("score", np.nan) for r in samples], dtype=np.float64) if samples else None,
             "cost": manifest.figures.get("cost"),
             "runtime": {"browser": "headless Chromium", "backend": info["backend"], "threads": info["threads"],
-                        "onnxruntime_web": info["ortVersion"], "load_ms": info["loadMs"],
+                        "runtime": f"{info['runtime']} {info['runtimeVersion']}", "load_ms": info["loadMs"],
                         "first_score_ms": first["firstScoreMs"]},
         }
 

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from fiqa_edge._deps import is_available
 from fiqa_edge.assets import DEFAULT_MODEL, SAMPLES_DIR, resolve_model
-from fiqa_edge.backends import WEB_BACKEND, backend_for, cannot_run
+from fiqa_edge.backends import WEB_BACKENDS, backend_for, cannot_run
 from fiqa_edge.converters.browser import browser_unavailable
 from fiqa_edge.degrade import open_image_ref, parse_ref
 from fiqa_edge.errors import FiqaError
@@ -174,7 +174,7 @@ def run_bench(
     samples = sorted(p.relative_to(SAMPLES_DIR).as_posix() for p in SAMPLES_DIR.glob("*/*.jpg"))
     running: dict[int, ArtifactWorker | BrowserWorker] = {}
     for i, artifact in enumerate(artifacts):
-        in_browser = artifact.backend == WEB_BACKEND
+        in_browser = artifact.backend in WEB_BACKENDS
         reason = browser_unavailable() if in_browser else cannot_run(artifact.backend)
         if reason:
             results[i].status, results[i].reason = "skipped", reason

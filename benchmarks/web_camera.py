@@ -64,7 +64,7 @@ def measure(bundle: Path, clip: Path, seconds: float = 10.0, threads: int = 0) -
     for run in runs.values():
         run["faces"] = {str(n): run["faces"].count(n) for n in sorted(set(run["faces"]))}
     return {"bundle": str(bundle), "precision": info["precision"], "threads": info["threads"],
-            "isolated": info["crossOriginIsolated"], "onnxruntime_web": info["ortVersion"],
+            "isolated": info["crossOriginIsolated"], "runtime": f"{info['runtime']} {info['runtimeVersion']}",
             "detection_threaded": info["detection"]["threaded"], "settings": SETTINGS, "runs": runs}
 
 

@@ -102,6 +102,10 @@ class Converter(ABC, Generic[OptionsT]):
             return f"{self.package} is not installed (pip install 'fiqa-edge[{EXTRA_FOR.get(self.package, 'all')}]')"
         return None
 
+    def artifact(self, options: OptionsT) -> tuple[str, str]:
+        """The model file's name and the backend its manifest names, for ``options`` (default: the class's)."""
+        return self.model_file, self.backend
+
     def cannot_validate(self) -> str | None:
         """Why its artifacts cannot run on this machine (then :meth:`inspect` checks them instead), or None."""
         return cannot_run(self.backend)

@@ -148,12 +148,13 @@ def convert(
             final = out / f"{key}-{precision}"
             try:
                 with atomic_path(final, directory=True) as tmp, captured_output(f"{key} {precision}"):
-                    model_file = tmp / converter.model_file
                     settings = options.get(key) or converter.default_options()
+                    file_name, backend = converter.artifact(settings)
+                    model_file = tmp / file_name
                     with _as_conversion_error(f"{key} {precision}"):
                         built = converter.build(ctx, precision, model_file, settings)
-                    manifest = Manifest(arch=loaded.arch, preprocessing=loaded.spec, model_file=converter.model_file,
-                                        backend=converter.backend, precision=precision, score_range=score_range,
+                    manifest = Manifest(arch=loaded.arch, preprocessing=loaded.spec, model_file=file_name,
+                                        backend=backend, precision=precision, score_range=score_range,
                                         source_sha256=loaded.sha256, framing=loaded.framing,
                                         scale=loaded.scale)
                     manifest.figures = {"cost": cost, **(built or {}),

@@ -62,7 +62,6 @@ import numpy as np
 
 from fiqa_edge._deps import is_available
 from fiqa_edge.assets import SAMPLES_DIR
-from fiqa_edge.backends import WEB_BACKEND
 from fiqa_edge.detect import detector_settings
 from fiqa_edge.detect.blazeface import MODELS_DIR, box_iou
 from fiqa_edge.errors import FiqaError
@@ -73,9 +72,18 @@ from fiqa_edge.scorer import QualityScorer
 
 from .base import BuildContext, Converter, cli_option
 from .browser import WEB_DIR, BrowserSession, browser_unavailable, npm_missing, npm_package_dir
-from .onnx import INT8_MODES, OnnxConverter, OnnxOptions, embed_manifest
+from .litert import LiteRtConverter, LiteRtOptions
+from .litert import embed_manifest as embed_in_tflite
+from .onnx import OnnxConverter, OnnxOptions
+from .onnx import embed_manifest as embed_in_onnx
 
-__all__ = ["WebConverter", "WebOptions", "browser_root"]
+__all__ = ["RUNTIMES", "WebConverter", "WebOptions", "browser_root"]
+
+#: the quality model's runtime in the page -> the backend its manifest names, its model file
+RUNTIMES: dict[str, tuple[str, str]] = {"litert": ("litert-web", "model.tflite"),
+                                        "onnxruntime": ("onnxruntime-web", "model.onnx")}
+#: each runtime's int8 when none is asked for: the fastest in the browser here
+DEFAULT_INT8 = {"litert": "static", "onnxruntime": "dynamic"}
 
 #: onnxruntime-web files a bundle needs: always, and for the WebGPU backend
 ORT_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
@@ -94,14 +102,24 @@ MIN_IOU = 0.95
 class WebOptions:
     """Web bundle settings."""
 
+    runtime: str = cli_option("litert", "runtime",
+                              "Web: what runs the quality model in the page: litert (LiteRT.js, the LiteRT target's "
+                              ".tflite; fastest here) or onnxruntime (onnxruntime-web, the ONNX target's graph; "
+                              "needed for --web-webgpu).", choices=tuple(RUNTIMES))
     webgpu: bool = cli_option(False, "webgpu",
                               "Web: also ship onnxruntime-web's WebGPU build (+27 MB) so pages can ask for "
-                              "backend 'webgpu' (not validated here: headless Chromium has no GPU).")
-    int8_mode: str = cli_option("dynamic", "int8",
-                                "Web int8: dynamic (MatMul/Gemm int8, activations quantized at run time; fastest in "
-                                "WebAssembly here) or static (the ONNX target's calibrated QDQ graph).",
-                                choices=INT8_MODES)
+                              "backend 'webgpu' (with --web-runtime onnxruntime; not validated here: headless "
+                              "Chromium has no GPU).")
+    int8_mode: str = cli_option("auto", "int8",
+                                "Web int8: static (activations calibrated on the calibration faces) or dynamic "
+                                "(activations quantized at run time); auto: static for litert, dynamic for "
+                                "onnxruntime, the faster of the two in each.", choices=("auto", "dynamic", "static"))
     threads: int = 0  # WebAssembly threads for validation (0: the page's default)
+
+    @property
+    def int8(self) -> str:
+        """The int8 mode these settings build."""
+        return DEFAULT_INT8[self.runtime] if self.int8_mode == "auto" else self.int8_mode
 
 
 def browser_root(bundle: Path, images: list[Path], root: Path) -> list[str]:
@@ -116,13 +134,8 @@ def browser_root(bundle: Path, images: list[Path], root: Path) -> list[str]:
     return urls
 
 
-def _copy_detection(bundle: Path, framing: Framing) -> None:
-    """``detect/`` (the BlazeFace models and how Python uses them, with ``framing``) and ``litert/`` (LiteRT.js)."""
-    settings = {**detector_settings(), "framing": framing.to_dict()}
-    (bundle / "detect").mkdir()
-    for model in settings["models"].values():
-        shutil.copyfile(MODELS_DIR / model["file"], bundle / "detect" / model["file"])
-    (bundle / "detect" / "settings.json").write_text(json.dumps(settings, indent=1) + "\n")
+def _copy_litert(bundle: Path) -> str:
+    """``litert/``: LiteRT.js, from the pinned npm packages; its version."""
     core, utils = npm_package_dir("@litertjs/core"), npm_package_dir("@litertjs/wasm-utils")
     assert core is not None and utils is not None  # unavailable() said so otherwise
     (bundle / "litert").mkdir()
@@ -134,6 +147,26 @@ def _copy_detection(bundle: Path, framing: Framing) -> None:
         msg = f"{core}: expected one import of @litertjs/wasm-utils in dist/index.js; this LiteRT.js is not the pinned one"
         raise RuntimeError(msg)
     (bundle / "litert" / "core.js").write_text(source.replace(*LITERT_IMPORT))
+    return json.loads((core / "package.json").read_text())["version"]
+
+
+def _copy_onnxruntime(bundle: Path, webgpu: bool) -> str:
+    """``ort/``: onnxruntime-web (its WebGPU build too with ``webgpu``), from the pinned npm package; its version."""
+    ort_dir = npm_package_dir("onnxruntime-web")
+    assert ort_dir is not None  # unavailable() said so otherwise
+    (bundle / "ort").mkdir()
+    for name in ORT_FILES + (ORT_WEBGPU_FILES if webgpu else ()):
+        shutil.copyfile(ort_dir / "dist" / name, bundle / "ort" / name)
+    return json.loads((ort_dir / "package.json").read_text())["version"]
+
+
+def _copy_detection(bundle: Path, framing: Framing) -> None:
+    """``detect/``: the BlazeFace models and how Python uses them, with ``framing``."""
+    settings = {**detector_settings(), "framing": framing.to_dict()}
+    (bundle / "detect").mkdir()
+    for model in settings["models"].values():
+        shutil.copyfile(MODELS_DIR / model["file"], bundle / "detect" / model["file"])
+    (bundle / "detect" / "settings.json").write_text(json.dumps(settings, indent=1) + "\n")
 
 
 def _faces_vs_python(bundle: Path, paths: list[Path], page: list[dict]) -> dict[str, Any]:
@@ -172,7 +205,7 @@ def _faces_vs_python(bundle: Path, paths: list[Path], page: list[dict]) -> dict[
 class WebConverter(Converter[WebOptions]):
     """``--to web``: a static bundle that finds, aligns and scores faces in the browser."""
 
-    key, model_file, backend, package = "web", "model.onnx", WEB_BACKEND, "onnx"
+    key, model_file, backend, package = "web", RUNTIMES["litert"][1], RUNTIMES["litert"][0], "litert_torch"
     options_type = WebOptions
     embeds_manifest = True
 
@@ -182,26 +215,34 @@ class WebConverter(Converter[WebOptions]):
     def cannot_validate(self) -> str | None:
         return browser_unavailable()
 
+    def artifact(self, options: WebOptions) -> tuple[str, str]:
+        backend, model_file = RUNTIMES[options.runtime]
+        return model_file, backend
+
     def build(self, ctx: BuildContext, precision: str, dst: Path, options: WebOptions) -> dict[str, Any]:
-        """The ONNX target's graph (its build, with this target's int8 mode), the page's sources, onnxruntime-web's
-        files and the reference faces."""
-        figures = OnnxConverter().build(ctx, precision, dst, OnnxOptions(int8_mode=options.int8_mode)) or {}
+        """The quality model (the LiteRT or the ONNX target's build, with this target's int8 mode), the page's
+        sources, the runtimes' files and the reference faces."""
+        if options.webgpu and options.runtime != "onnxruntime":
+            msg = "--web-webgpu ships onnxruntime-web's WebGPU build: convert with --web-runtime onnxruntime"
+            raise FiqaError(msg)
+        if options.runtime == "litert":
+            figures = LiteRtConverter().build(ctx, precision, dst, LiteRtOptions(int8_mode=options.int8))
+        else:
+            figures = OnnxConverter().build(ctx, precision, dst, OnnxOptions(int8_mode=options.int8)) or {}
         bundle = dst.parent
         for src in sorted((WEB_DIR / "src").iterdir()):
             shutil.copyfile(src, bundle / src.name)
+        litertjs = _copy_litert(bundle)
         _copy_detection(bundle, ctx.loaded.framing or LFW_FRAMING)
-        ort_dir = npm_package_dir("onnxruntime-web")
-        assert ort_dir is not None  # unavailable() said so otherwise
-        (bundle / "ort").mkdir()
-        for name in ORT_FILES + (ORT_WEBGPU_FILES if options.webgpu else ()):
-            shutil.copyfile(ort_dir / "dist" / name, bundle / "ort" / name)
+        web: dict[str, Any] = {"runtime": options.runtime, "litertjs": litertjs}
+        if options.runtime == "onnxruntime":
+            web.update(onnxruntime_web=_copy_onnxruntime(bundle, options.webgpu), webgpu=options.webgpu)
         for face in sorted(SAMPLES_DIR.glob("*/*.jpg")):
             target = bundle / REFERENCE_DIR / face.relative_to(SAMPLES_DIR)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(face, target)
-        runtime = sum(f.stat().st_size for d in ("ort", "litert") for f in (bundle / d).iterdir())
-        version = json.loads((ort_dir / "package.json").read_text())["version"]
-        figures["web"] = {"onnxruntime_web": version, "webgpu": options.webgpu, "runtime_mb": round(runtime / 2**20, 2)}
+        runtime = sum(f.stat().st_size for d in ("ort", "litert") if (bundle / d).is_dir() for f in (bundle / d).iterdir())
+        figures["web"] = {**web, "runtime_mb": round(runtime / 2**20, 2)}
         return figures
 
     def scores(self, ctx: BuildContext, bundle: Path, options: WebOptions) -> tuple[np.ndarray, dict[str, Any]]:
@@ -213,25 +254,33 @@ class WebConverter(Converter[WebOptions]):
                 info = browser.call("load", bundle="/bundle/", threads=options.threads)
                 scores = browser.scores(urls, [str(p) for p in paths])
                 faces = browser.call("faces", urls=urls)
-        ran = {"browser": "headless Chromium", "backend": info["backend"], "threads": info["threads"],
-               "onnxruntime_web": info["ortVersion"], "preprocessing": "in the page (fiqa-worker.js)",
+        ran = {"browser": "headless Chromium", "runtime": info["runtime"], "backend": info["backend"],
+               "threads": info["threads"], "preprocessing": "in the page (fiqa-worker.js)",
                "faces_vs_python": _faces_vs_python(bundle, paths, faces)}
         return scores, ran
 
     def inspect(self, model_file: Path, manifest: Manifest) -> dict[str, Any]:
-        """Without a browser: the graph passes the ONNX checker and every file the page loads is there."""
-        import onnx
-
-        onnx.checker.check_model(str(model_file), full_check=True)
+        """Without a browser: the model file loads (LiteRT's interpreter or the ONNX checker) and every file the page
+        loads is there."""
         bundle = model_file.parent
-        needed = ([src.name for src in (WEB_DIR / "src").iterdir()] + [f"ort/{n}" for n in ORT_FILES]
-                  + [f"litert/{n}" for n in LITERT_FILES] + ["detect/settings.json"]
-                  + [f"detect/{m['file']}" for m in detector_settings()["models"].values()])
+        needed = ([src.name for src in (WEB_DIR / "src").iterdir()] + [f"litert/{n}" for n in LITERT_FILES]
+                  + ["detect/settings.json"] + [f"detect/{m['file']}" for m in detector_settings()["models"].values()])
+        if model_file.suffix == ".onnx":
+            import onnx
+
+            onnx.checker.check_model(str(model_file), full_check=True)
+            checks: dict[str, Any] = {"onnx_checker": "passed"}
+            needed += [f"ort/{n}" for n in ORT_FILES]
+        else:
+            from ai_edge_litert.interpreter import Interpreter
+
+            signatures = sorted(Interpreter(model_path=str(model_file)).get_signature_list())
+            checks = {"litert_signatures": signatures}
         missing = [n for n in needed if not (bundle / n).is_file()]
         if missing:
             msg = f"{bundle}: the web bundle lacks {', '.join(missing)}"
             raise RuntimeError(msg)
-        return {"onnx_checker": "passed", "files": "complete"}
+        return {**checks, "files": "complete"}
 
     def embed_manifest(self, model_file: Path, manifest: Manifest) -> None:
-        embed_manifest(model_file, manifest)
+        (embed_in_onnx if model_file.suffix == ".onnx" else embed_in_tflite)(model_file, manifest)

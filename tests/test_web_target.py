@@ -1,4 +1,5 @@
-"""The web target: onnxruntime-web bundles validated in headless Chromium, their page, bad input there, bench rows.
+"""The web target: LiteRT.js and onnxruntime-web bundles validated in headless Chromium, their page, bad input there,
+bench rows.
 
 Tests that need the browser skip with the reason where Chromium, Node or the npm packages are missing;
 ``.ci/run`` installs them, so CI runs them all.
@@ -26,7 +27,8 @@ from fiqa_edge.cli import main
 from fiqa_edge.converters.browser import WEB_DIR, BrowserSession, browser_unavailable, npm_missing
 from fiqa_edge.converters.convert import convert
 from fiqa_edge.converters.validate import BOUNDS
-from fiqa_edge.converters.web import ORT_FILES, browser_root
+from fiqa_edge.converters.web import ORT_FILES, WebConverter, WebOptions, browser_root
+from fiqa_edge.errors import FiqaError
 from fiqa_edge.imaging import DEFAULT_MAX_PIXELS, load_image
 from fiqa_edge.manifest import Manifest
 from fiqa_edge.preprocess import PreprocessSpec, preprocess
@@ -69,9 +71,11 @@ def test_javascript_preprocessing_is_pillows_bit_for_bit(tmp_path):
     # the browser hands over RGBA; 3 channels cover plain RGB callers
     cases = [_case(rgb, 4 if i % 2 else 3) for i, rgb in enumerate(images)]
     got = _in_node(tmp_path, "preprocess(px, c.w, c.h, c.ch, req.spec)", cases, {"spec": spec.to_dict()})
-    for rgb, raw in zip(images, got):
-        np.testing.assert_array_equal(np.frombuffer(raw, np.float32).reshape(3, 128, 128),
-                                      preprocess(Image.fromarray(rgb), spec), err_msg=f"{rgb.shape}")
+    hwc = _in_node(tmp_path, "preprocess(px, c.w, c.h, c.ch, req.spec, 'HWC')", cases, {"spec": spec.to_dict()})
+    for rgb, raw, raw_hwc in zip(images, got, hwc):
+        want = preprocess(Image.fromarray(rgb), spec)
+        np.testing.assert_array_equal(np.frombuffer(raw, np.float32).reshape(3, 128, 128), want, err_msg=f"{rgb.shape}")
+        np.testing.assert_array_equal(np.frombuffer(raw_hwc, np.float32).reshape(128, 128, 3), want.transpose(1, 2, 0))
 
 
 @needs_node
@@ -91,7 +95,6 @@ def test_javascript_quality_and_thresholds_are_pythons(tmp_path):
     """scale.js against fiqa_edge.score_scale and fiqa_edge.curation: the bundled model's scale, and one whose
     percentiles repeat; every score from below the minimum to above the maximum; the CLI's threshold forms."""
     from fiqa_edge.curation import Threshold
-    from fiqa_edge.errors import FiqaError
     from fiqa_edge.score_scale import ScoreScale
 
     bundled = QualityScorer.load(default_model_path("onnxruntime")).scale
@@ -147,12 +150,12 @@ def test_web_bundles_pass_their_bounds_in_the_browser(web_bundles):
         assert figure["browser"] == "headless Chromium" and figure["backend"] == "wasm", figure
         assert figure["images"] == 26 and figure["faces"]["also_in_calibration"] == 0
         assert figure["srcc"] >= BOUNDS[precision].srcc
+        assert figure["runtime"] == "litert-web" and figure["threads"] == min(4, os.cpu_count() or 1), figure
     assert web_bundles["fp32"].parity["max_abs"] <= 1e-4  # the page's decoding and resize match Pillow's
     assert web_bundles["int8"].parity["plcc"] >= 0.995
     assert web_bundles["int8"].parity["max_abs"] > 1e-4  # really the int8 graph
     fp32 = web_bundles["fp32"].bundle
-    assert all((fp32 / "ort" / name).is_file() for name in ORT_FILES)
-    assert not list((fp32 / "ort").glob("*webgpu*"))  # WebGPU only when asked for
+    assert (fp32 / "model.tflite").is_file() and not (fp32 / "ort").exists()  # onnxruntime-web only when asked for
     for page_file in ("index.html", "demo.js", "fiqa.js", "fiqa-worker.js", "preprocess.js"):
         assert "http" not in (fp32 / page_file).read_text(), f"{page_file} reaches outside the bundle"
 
@@ -233,7 +236,7 @@ def test_web_bundle_model_scores_natively_too(web_bundles, faces):
     result = CliRunner().invoke(main, ["score", str(faces[0]), "--model", str(bundle), "--json", "-", "-q"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["backend"] == "onnxruntime"
+    assert report["backend"] == "litert"  # the page's model.tflite, on ai-edge-litert
     (row,) = report["results"]
     assert row["score"] == pytest.approx(stored[faces[0].relative_to(SAMPLES_DIR).as_posix()], abs=1e-4)
 
@@ -246,7 +249,7 @@ def test_without_a_browser_the_bundle_is_built_and_says_it_was_not_validated(mon
     assert result.error is None and result.parity == {}
     assert "parity not measured (no Chromium found" in result.note
     manifest = Manifest.load(result.bundle)
-    assert manifest.figures["checks"] == {"onnx_checker": "passed", "files": "complete"}
+    assert manifest.figures["checks"] == {"litert_signatures": ["batch_8", "serving_default"], "files": "complete"}
     assert "parity_vs_torch_fp32" not in manifest.figures
 
 
@@ -264,12 +267,12 @@ def test_bench_has_a_browser_row_beside_the_native_ones(web_bundles):
     report = run_bench([web_bundles["int8"].bundle, DEFAULT_BUNDLE], items, batch_sizes=(1,), rounds=3, per_round=2,
                        warmup=1)
     web, native = report.results
-    assert web.status == "ok" and web.backend == "onnxruntime-web", web.reason
+    assert web.status == "ok" and web.backend == "litert-web", web.reason
     assert web.latency is not None and web.latency.calls == 6 and web.latency.p50_ms > 0
     assert web.parity["images"] == 7 and web.parity["srcc"] >= 0.99  # against fp32 torch on the same 7 images
     assert web.runtime["threads"] >= 1 and web.runtime["first_score_ms"] > web.runtime["load_ms"] > 0
     assert native.status == "ok" and native.backend == "onnxruntime"
-    assert "onnxruntime-web int8: headless Chromium, wasm" in table(report)
+    assert "litert-web int8: headless Chromium, wasm" in table(report)
     assert time.perf_counter() - t0 < 120
 
 
@@ -298,23 +301,22 @@ def test_demo_page_names_a_broken_bundle(web_bundles, tmp_path):
 
     broken = tmp_path / "broken"
     shutil.copytree(web_bundles["fp32"].bundle, broken)
-    (broken / "model.onnx").write_bytes(b"not a model")
+    (broken / "model.tflite").write_bytes(b"not a model")
     server = StaticServer(broken)
     try:
         with BrowserSession(server.url) as browser:
             shown = browser.call("demo", path="/index.html")
-            (broken / "model.onnx").unlink()
+            (broken / "model.tflite").unlink()
             missing = browser.call("demo", path="/index.html")
     finally:
         server.close()
-    assert shown["state"] == "failed" and "protobuf parsing failed" in shown["error"]
-    assert missing["state"] == "failed" and missing["error"].endswith("/model.onnx: HTTP 404")
+    assert shown["state"] == "failed" and "model.tflite: not a model LiteRT.js can load" in shown["error"], shown["error"]
+    assert missing["state"] == "failed" and missing["error"].endswith("/model.tflite: HTTP 404")
 
 
 @pytest.mark.heavy
 @needs_browser
 def test_a_face_the_page_cannot_score_is_named(web_bundles, bad_files, faces, tmp_path):
-    from fiqa_edge.errors import FiqaError
 
     images = [faces[0], bad_files["text"], bad_files["truncated"]]
     urls = browser_root(web_bundles["fp32"].bundle, images, tmp_path)
@@ -323,3 +325,26 @@ def test_a_face_the_page_cannot_score_is_named(web_bundles, bad_files, faces, tm
         assert browser.scores(urls[:1], ["good"])[0] > 0
         with pytest.raises(FiqaError, match=r"could not score notes.jpg: not an image .* \(and 1 more\)"):
             browser.scores(urls, [p.name for p in images])
+
+
+def test_webgpu_needs_the_onnxruntime_runtime(tmp_path):
+    with pytest.raises(FiqaError, match="--web-webgpu ships onnxruntime-web's WebGPU build: convert with --web-runtime onnxruntime"):
+        WebConverter().build(None, "fp32", tmp_path / "model.tflite", WebOptions(webgpu=True))  # type: ignore[arg-type]
+
+
+@pytest.mark.heavy
+@needs_browser
+def test_onnxruntime_web_bundles_pass_their_bounds_in_the_browser(tmp_path):
+    """--web-runtime onnxruntime: the ONNX target's graph on onnxruntime-web, int8 dynamic by default."""
+    results = convert(load_model(default_model_path("checkpoint")), ["web"], out=tmp_path, precisions=["fp32", "int8"],
+                      options={"web": WebOptions(runtime="onnxruntime")})
+    for r in results:
+        assert r.error is None, r.error
+        manifest = Manifest.load(r.bundle)
+        assert manifest.backend == "onnxruntime-web" and manifest.model_file == "model.onnx"
+        assert manifest.figures["parity_vs_torch_fp32"]["runtime"] == "onnxruntime-web"
+        assert all((r.bundle / "ort" / name).is_file() for name in ORT_FILES)
+        assert not list((r.bundle / "ort").glob("*webgpu*"))  # WebGPU only when asked for
+    fp32, int8 = results
+    assert fp32.parity["max_abs"] <= 1e-4 and int8.parity["srcc"] >= BOUNDS["int8"].srcc
+    assert Manifest.load(int8.bundle).figures["quantization"]["mode"] == "dynamic"

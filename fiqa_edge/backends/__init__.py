@@ -24,7 +24,7 @@ from ..errors import CheckpointError, FiqaError
 from ..manifest import MANIFEST_NAME, Manifest
 from ..preprocess import PreprocessSpec
 
-__all__ = ["BACKENDS", "WEB_BACKEND", "Backend", "backend_for", "bundle_manifest", "cannot_run", "model_path", "open_backend",
+__all__ = ["BACKENDS", "WEB_BACKENDS", "Backend", "backend_for", "bundle_manifest", "cannot_run", "model_path", "open_backend",
            "predict_in_sizes"]
 
 # name -> (package it needs, "module:class")
@@ -39,13 +39,14 @@ BACKENDS: dict[str, tuple[str, str]] = {
     "executorch": ("executorch", "fiqa_edge.backends.executorch_backend:ExecuTorchBackend"),
 }
 
-#: what web bundles name as their backend: they run in a browser, not in Python
-WEB_BACKEND = "onnxruntime-web"
+#: what web bundles name as their backend (they run in a browser, not in Python) -> the backend that runs their
+#: model file here
+WEB_BACKENDS: dict[str, str] = {"litert-web": "litert", "onnxruntime-web": "onnxruntime"}
 
 
 def cannot_run(name: str) -> str | None:
     """Why the backend ``name`` cannot run models on this machine, or None when it can."""
-    if name == WEB_BACKEND:
+    if name in WEB_BACKENDS:
         return "a web bundle runs in a browser, not in Python"
     if name not in BACKENDS:
         return f"unknown backend {name!r}"
@@ -125,8 +126,9 @@ def backend_for(model: str | os.PathLike[str]) -> str:
     """The backend that reads ``model``.
 
     A bundle runs on the backend it was built and validated for (its manifest
-    says which; a web bundle's ``model.onnx`` runs on onnxruntime). A bare file goes by its suffix: the first installed backend
-    that reads it (``.onnx``: onnxruntime, else OpenVINO, which reads ONNX too).
+    says which; a web bundle's model file on :data:`WEB_BACKENDS`' backend).
+    A bare file goes by its suffix: the first installed backend that reads it
+    (``.onnx``: onnxruntime, else OpenVINO, which reads ONNX too).
 
     Raises:
         FiqaError: the suffix is not one any backend reads.
@@ -134,7 +136,7 @@ def backend_for(model: str | os.PathLike[str]) -> str:
     path = Path(model)
     if path.is_dir() and path.suffix.lower() not in _BY_SUFFIX:  # a bundle (an .mlpackage is a folder too)
         named = Manifest.load(path).backend
-        return "onnxruntime" if named == WEB_BACKEND else named  # a web bundle's model.onnx, natively
+        return WEB_BACKENDS.get(named, named)  # a web bundle's model file, natively
     readers = _BY_SUFFIX.get(path.suffix.lower())
     if readers is None:
         msg = (
@@ -171,9 +173,9 @@ def open_backend(
         msg = f"{model}: no such model file or bundle folder (bundled models by name: {', '.join(BUNDLED_MODELS)})"
         raise CheckpointError(msg)
     name = backend_for(model) if backend == "auto" else backend
-    if name == WEB_BACKEND:
-        msg = (f"{WEB_BACKEND} runs in a browser, not in Python (serve the bundle's folder and open index.html); "
-               "the onnxruntime backend scores its model.onnx here")
+    if name in WEB_BACKENDS:
+        msg = (f"{name} runs in a browser, not in Python (serve the bundle's folder and open index.html); "
+               f"the {WEB_BACKENDS[name]} backend scores its model file here")
         raise FiqaError(msg)
     if name not in BACKENDS:
         msg = f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}"

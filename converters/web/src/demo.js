@@ -281,8 +281,8 @@ async function main() {
     return;
   }
   const m = scorer.manifest;
-  $('status').textContent = `${m.arch}, ${m.precision}, ${m.preprocessing.input_size} px: onnxruntime-web `
-    + `${scorer.ortVersion ?? ''} ${scorer.backend}, ${scorer.threads} thread(s), loaded in ${scorer.loadMs.toFixed(0)} ms`;
+  $('status').textContent = `${m.arch}, ${m.precision}, ${m.preprocessing.input_size} px: ${scorer.runtime} `
+    + `${scorer.runtimeVersion ?? ''} ${scorer.backend}, ${scorer.threads} thread(s), loaded in ${scorer.loadMs.toFixed(0)} ms`;
   $('status').dataset.state = 'ready';
   $('whole').checked = params.get('whole') === '1' || !scorer.detection;
   $('whole').disabled = !scorer.detection;

@@ -8,10 +8,10 @@
 const MAX_PIXELS = 89478485;
 const KEPT = 8; // preprocessed faces kept for timing batches
 
-let ort;
-let session;
+let model; // the quality model: {run(data, batch), layout, version}, on LiteRT.js or onnxruntime-web
 let manifest;
 let preprocess;
+let liteRt; // {lr, threaded}: LiteRT.js, loaded once for the model and the detectors
 let faces; // {settings, models: {name: {…settings, run}}, detect: detect.js, alignFace}
 const kept = [];
 
@@ -21,14 +21,10 @@ async function get(url) {
   return response;
 }
 
-// LiteRT.js and the bundle's BlazeFace models, when the bundle has them (detect/settings.json)
-async function loadDetection(bundleUrl, threads) {
-  const response = await fetch(new URL('detect/settings.json', bundleUrl));
-  if (response.status === 404) return null;
-  if (!response.ok) throw new Error(`detect/settings.json: HTTP ${response.status}`);
-  const settings = await response.json();
-  const [lr, detect, { alignFace }] = await Promise.all(
-    [import('./litert/core.js'), import('./detect.js'), import('./align.js')]);
+// LiteRT.js, its threaded build (relaxed SIMD, shared memory) where the page allows it
+async function loadLiteRt(threads) {
+  if (liteRt) return liteRt;
+  const lr = await import('./litert/core.js');
   const dir = new URL('./litert/', self.location.href).href;
   const threaded = self.crossOriginIsolated && threads > 1 && await lr.supportsFeature('relaxedSimd');
   const script = dir + (threaded ? 'litert_wasm_threaded_internal.js' : 'litert_wasm_compat_internal.js');
@@ -37,13 +33,25 @@ async function loadDetection(bundleUrl, threads) {
   const quiet = (line) => { if (!/^(INFO|WARNING): /.test(line)) console.error(line); };
   self.Module = { locateFile: (file) => dir + file, mainScriptUrlOrBlob: script, print: quiet, printErr: quiet };
   await (threaded ? lr.loadLiteRt(dir, { threads: true }) : lr.loadLiteRt(script));
+  liteRt = { lr, threaded, compile: (bytes) => lr.loadAndCompile(bytes, { accelerator: 'wasm',
+                                                                         cpuOptions: { numThreads: threaded ? threads : 1 } }) };
+  return liteRt;
+}
+
+// the bundle's BlazeFace models on LiteRT.js, when the bundle has them (detect/settings.json)
+async function loadDetection(bundleUrl, threads) {
+  const response = await fetch(new URL('detect/settings.json', bundleUrl));
+  if (response.status === 404) return null;
+  if (!response.ok) throw new Error(`detect/settings.json: HTTP ${response.status}`);
+  const settings = await response.json();
+  const [{ compile, threaded }, detect, { alignFace }] = await Promise.all(
+    [loadLiteRt(threads), import('./detect.js'), import('./align.js')]);
   const models = {};
   for (const [name, model] of Object.entries(settings.models)) {
-    const bytes = new Uint8Array(await (await get(new URL(`detect/${model.file}`, bundleUrl))).arrayBuffer());
-    const compiled = await lr.loadAndCompile(bytes, { accelerator: 'wasm', cpuOptions: { numThreads: threaded ? threads : 1 } });
+    const compiled = await compile(new Uint8Array(await (await get(new URL(`detect/${model.file}`, bundleUrl))).arrayBuffer()));
     const n = model.input;
     const run = async (input) => {
-      const tensor = new lr.Tensor(input, [1, n, n, 3]);
+      const tensor = new liteRt.lr.Tensor(input, [1, n, n, 3]);
       const outputs = await compiled.run([tensor]);
       tensor.delete();
       const arrays = outputs.map((t) => t.toTypedArray().slice());
@@ -56,24 +64,67 @@ async function loadDetection(bundleUrl, threads) {
   return { settings, models, detect, alignFace, threaded };
 }
 
+function unloadable(runtime, err) {
+  throw new Error(`${manifest.model_file}: not a model ${runtime} can load (${String(err?.message ?? err).trim()})`);
+}
+
+// the LiteRT target's .tflite: NHWC input, one signature per batch size (the manifest's io.signatures); a batch
+// runs as the largest signatures that fit, as fiqa_edge.backends.predict_in_sizes does
+async function liteRtModel(bytes, threads) {
+  const { lr, threaded, compile } = await loadLiteRt(threads);
+  const compiled = await compile(bytes).catch((err) => unloadable('LiteRT.js', err));
+  const sizes = Object.entries(manifest.figures.io.signatures).map(([name, shape]) => [shape[0], name])
+    .sort((a, b) => b[0] - a[0]);
+  const n = manifest.preprocessing.input_size;
+  const run = async (data, batch) => {
+    const scores = new Float32Array(batch);
+    for (let start = 0; start < batch;) {
+      const [size, name] = sizes.find(([b]) => b <= batch - start);
+      const tensor = new lr.Tensor(data.subarray(start * 3 * n * n, (start + size) * 3 * n * n), [size, n, n, 3]);
+      const [out] = await compiled.run(name, [tensor]);
+      tensor.delete();
+      scores.set(out.toTypedArray().subarray(0, size), start);
+      out.delete();
+      start += size;
+    }
+    return scores;
+  };
+  return { run, layout: 'HWC', threads: threaded ? threads : 1, version: manifest.figures.web?.litertjs ?? null };
+}
+
+// the ONNX target's graph on onnxruntime-web (NCHW input, any batch size)
+async function onnxRuntimeModel(bytes, backend, threads) {
+  const ort = await import(backend === 'webgpu' ? './ort/ort.webgpu.min.mjs' : './ort/ort.wasm.min.mjs');
+  ort.env.wasm.wasmPaths = new URL('./ort/', self.location.href).href;
+  ort.env.wasm.numThreads = threads;
+  ort.env.wasm.proxy = false; // already off the main thread
+  const session = await ort.InferenceSession.create(bytes, { executionProviders: [backend], graphOptimizationLevel: 'all' })
+    .catch((err) => unloadable('onnxruntime-web', err));
+  const n = manifest.preprocessing.input_size;
+  const run = async (data, batch) => {
+    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', data, [batch, 3, n, n]) });
+    return out[session.outputNames[0]].data;
+  };
+  return { run, layout: 'CHW', threads: ort.env.wasm.numThreads, version: ort.env.versions?.web ?? null };
+}
+
 async function init({ bundleUrl, backend, threads }) {
   const t0 = performance.now();
   ({ preprocess } = await import('./preprocess.js'));
   manifest = await (await get(new URL('fiqa.json', bundleUrl))).json();
-  if (backend === 'webgpu' && !manifest.figures?.web?.webgpu) {
-    throw new Error("this bundle has no WebGPU runtime (convert it with --web-webgpu), or load it with backend 'wasm'");
+  const onLiteRt = manifest.backend === 'litert-web';
+  if (backend === 'webgpu' && (onLiteRt || !manifest.figures?.web?.webgpu)) {
+    throw new Error("this bundle has no WebGPU runtime (convert it with --web-runtime onnxruntime --web-webgpu), "
+                    + "or load it with backend 'wasm'");
   }
   if (backend === 'webgpu' && !('gpu' in navigator)) throw new Error("this browser has no WebGPU: load with backend 'wasm'");
-  ort = await import(backend === 'webgpu' ? './ort/ort.webgpu.min.mjs' : './ort/ort.wasm.min.mjs');
-  ort.env.wasm.wasmPaths = new URL('./ort/', self.location.href).href;
-  ort.env.wasm.numThreads = threads || (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
-  ort.env.wasm.proxy = false; // already off the main thread
-  const model = await (await get(new URL(manifest.model_file, bundleUrl))).arrayBuffer();
-  session = await ort.InferenceSession.create(model, { executionProviders: [backend], graphOptimizationLevel: 'all' });
-  faces = await loadDetection(bundleUrl, ort.env.wasm.numThreads);
+  threads = threads || (self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1);
+  const bytes = new Uint8Array(await (await get(new URL(manifest.model_file, bundleUrl))).arrayBuffer());
+  model = onLiteRt ? await liteRtModel(bytes, threads) : await onnxRuntimeModel(bytes, backend, threads);
+  faces = await loadDetection(bundleUrl, threads);
   return {
-    manifest, backend, threads: ort.env.wasm.numThreads, crossOriginIsolated: self.crossOriginIsolated,
-    ortVersion: ort.env.versions?.web ?? null, loadMs: performance.now() - t0,
+    manifest, backend, runtime: manifest.backend, runtimeVersion: model.version, threads: model.threads,
+    crossOriginIsolated: self.crossOriginIsolated, loadMs: performance.now() - t0,
     detection: faces ? { ...faces.settings, threaded: faces.threaded } : null,
   };
 }
@@ -102,19 +153,13 @@ async function decode(image) {
   return ctx.getImageData(0, 0, width, height, { colorSpace: 'srgb' });
 }
 
-async function toTensor(image) {
+// the model input for `image`, in the model's layout unless another is asked for
+async function toTensor(image, layout = model.layout) {
   const t0 = performance.now();
   const decoded = await decode(image);
   const t1 = performance.now();
-  const data = preprocess(decoded.data, decoded.width, decoded.height, 4, manifest.preprocessing);
+  const data = preprocess(decoded.data, decoded.width, decoded.height, 4, manifest.preprocessing, layout);
   return { data, decodeMs: t1 - t0, preprocessMs: performance.now() - t1 };
-}
-
-async function run(data, batch) {
-  const n = manifest.preprocessing.input_size;
-  const input = new ort.Tensor('float32', data, [batch, 3, n, n]);
-  const out = await session.run({ [session.inputNames[0]]: input });
-  return out[session.outputNames[0]].data;
 }
 
 function keep(data) {
@@ -127,7 +172,7 @@ async function score(image) {
   const { data, decodeMs, preprocessMs } = await toTensor(image);
   keep(data);
   const t1 = performance.now();
-  const [value] = await run(data, 1);
+  const [value] = await model.run(data, 1);
   const inferenceMs = performance.now() - t1;
   return { score: value, ms: { decode: decodeMs, preprocess: preprocessMs, inference: inferenceMs,
                                total: performance.now() - t0 } };
@@ -170,11 +215,11 @@ async function scoreFaces({ image, detector = 'both', tiles = true, minFace = 0,
     const size = 3 * manifest.preprocessing.input_size ** 2;
     const batch = new Float32Array(aligned.length * size);
     aligned.forEach((rgb, i) => {
-      const input = preprocess(rgb, framing.size, framing.size, 3, manifest.preprocessing);
+      const input = preprocess(rgb, framing.size, framing.size, 3, manifest.preprocessing, model.layout);
       batch.set(input, i * size);
       keep(input);
     });
-    scores = Array.from(await run(batch, aligned.length));
+    scores = Array.from(await model.run(batch, aligned.length));
   }
   const t4 = performance.now();
   const result = chosen.map((f, i) => ({
@@ -191,11 +236,11 @@ async function time(batch, n) {
   const size = kept[0].length;
   const data = new Float32Array(batch * size);
   for (let i = 0; i < batch; i++) data.set(kept[i % kept.length], i * size);
-  await run(data, batch);
+  await model.run(data, batch);
   const seconds = [];
   for (let i = 0; i < n; i++) {
     const t0 = performance.now();
-    await run(data, batch);
+    await model.run(data, batch);
     seconds.push((performance.now() - t0) / 1e3);
   }
   return seconds;
@@ -205,9 +250,9 @@ async function handle(msg) {
   try {
     let result;
     if (msg.type === 'init') result = await init(msg);
-    else if (!session) throw new Error('the model is not loaded');
+    else if (!model) throw new Error('the model is not loaded');
     else if (msg.type === 'score') result = await score(msg.image);
-    else if (msg.type === 'tensor') result = (await toTensor(msg.image)).data;
+    else if (msg.type === 'tensor') result = (await toTensor(msg.image, 'CHW')).data;
     else if (msg.type === 'faces') result = await scoreFaces(msg);
     else if (msg.type === 'time') result = await time(msg.batch, msg.n);
     else throw new Error(`unknown request ${msg.type}`);

@@ -78,7 +78,9 @@ export class FaceQualityScorer {
   readonly backend: string;
   readonly threads: number;
   readonly crossOriginIsolated: boolean;
-  readonly ortVersion: string | null;
+  /** what runs the quality model: 'litert-web' (LiteRT.js) or 'onnxruntime-web' */
+  readonly runtime: 'litert-web' | 'onnxruntime-web';
+  readonly runtimeVersion: string | null;
   readonly loadMs: number;
   /** the model's score scale, or null */
   readonly scale: { percentile(score: number): number; quality(score: number): number } | null;

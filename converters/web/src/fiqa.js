@@ -1,5 +1,5 @@
-// fiqa-edge in the browser: faces found, aligned and scored with LiteRT.js (BlazeFace) and onnxruntime-web, in a
-// Web Worker, so the page never freezes.
+// fiqa-edge in the browser: faces found (BlazeFace), aligned and scored with LiteRT.js (or the quality model on
+// onnxruntime-web, for bundles converted with --web-runtime onnxruntime), in a Web Worker, so the page never freezes.
 //
 //   import { FaceQualityScorer } from './fiqa.js';
 //   const scorer = await FaceQualityScorer.load(undefined, { minQuality: '55q' }); // the bundle this file is in
@@ -50,7 +50,7 @@ export class FaceQualityScorer {
 
   /**
    * Load the bundle at `bundleUrl` (default: this module's folder).
-   * backend: 'wasm' (default) or 'webgpu' (bundles built with --web-webgpu, browsers with WebGPU).
+   * backend: 'wasm' (default) or 'webgpu' (bundles built with --web-runtime onnxruntime --web-webgpu, browsers with WebGPU).
    * threads: WebAssembly threads (default: up to 4 when the page is cross-origin isolated, else 1).
    * minQuality: accept faces at or above it (see `minQuality`).
    */
@@ -58,7 +58,7 @@ export class FaceQualityScorer {
     const worker = new Worker(new URL('./fiqa-worker.js', import.meta.url));
     const scorer = new FaceQualityScorer(worker);
     const info = await scorer.#call({ type: 'init', bundleUrl: new URL(bundleUrl, location.href).href, backend, threads });
-    Object.assign(scorer, info); // manifest, backend, threads, crossOriginIsolated, ortVersion, loadMs, detection
+    Object.assign(scorer, info); // manifest, backend, runtime, runtimeVersion, threads, crossOriginIsolated, loadMs, detection
     scorer.scale = info.manifest.scale ? new ScoreScale(info.manifest.scale) : null;
     scorer.minQuality = minQuality;
     return scorer;

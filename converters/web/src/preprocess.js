@@ -134,9 +134,10 @@ function normalisationTable(mean, std) {
 
 /**
  * The model input for one decoded image: `pixels` holds `channels` (3 or 4) 8-bit values per pixel,
- * RGB first; `spec` is the manifest's preprocessing block. Returns a Float32Array of 3 x N x N (CHW).
+ * RGB first; `spec` is the manifest's preprocessing block. Returns a Float32Array of 3 x N x N (`layout` 'CHW') or
+ * N x N x 3 ('HWC').
  */
-export function preprocess(pixels, width, height, channels, spec) {
+export function preprocess(pixels, width, height, channels, spec, layout = 'CHW') {
   const n = spec.input_size;
   const [rw, rh] = resizedSize(width, height, spec.resize ?? n);
   let rgb = pixels;
@@ -149,13 +150,15 @@ export function preprocess(pixels, width, height, channels, spec) {
   const left = roundHalfEven((rw - n) / 2);
   const table = normalisationTable(spec.mean, spec.std);
   const out = new Float32Array(3 * n * n);
+  // where a pixel's channel c goes: CHW planes, or HWC's three values side by side
+  const [pixelStep, channelStep] = layout === 'HWC' ? [3, 1] : [1, n * n];
   for (let y = 0; y < n; y++) {
     for (let x = 0; x < n; x++) {
       const p = ((y + top) * rw + (x + left)) * stride;
-      const o = y * n + x;
+      const o = (y * n + x) * pixelStep;
       out[o] = table[rgb[p]];
-      out[n * n + o] = table[256 + rgb[p + 1]];
-      out[2 * n * n + o] = table[512 + rgb[p + 2]];
+      out[o + channelStep] = table[256 + rgb[p + 1]];
+      out[o + 2 * channelStep] = table[512 + rgb[p + 2]];
     }
   }
   return out;
