@@ -63,7 +63,9 @@ class BrowserWorker:
             "sample_scores": np.array([r.get("score", np.nan) for r in samples], dtype=np.float64) if samples else None,
             "cost": manifest.figures.get("cost"),
             "runtime": {"browser": "headless Chromium", "backend": info["backend"], "threads": info["threads"],
-                        "runtime": f"{info['runtime']} {info['runtimeVersion']}", "load_ms": info["loadMs"],
+                        # bundles made before LiteRT.js could run the model name onnxruntime-web's version only
+                        "runtime": f"{info.get('runtime', 'onnxruntime-web')} {info.get('runtimeVersion', info.get('ortVersion'))}",
+                        "load_ms": info["loadMs"],
                         "first_score_ms": first["firstScoreMs"]},
         }
 

@@ -1,16 +1,19 @@
-"""The browser: a static web bundle that finds, aligns and scores faces (LiteRT.js and onnxruntime-web, WebAssembly).
+"""The browser: a static web bundle that finds, aligns and scores faces (LiteRT.js, WebAssembly).
 
-The bundle is the ONNX target's graph (``model.onnx``, fp32 or int8 QDQ) with
-``fiqa.json`` and what a page needs to find faces and score them, offline and
-from any static host:
+The bundle is the quality model with ``fiqa.json`` and what a page needs to
+find faces and score them, offline and from any static host:
 
+- ``model.tflite``: the LiteRT target's model (its NHWC signatures, large
+  depthwise convolutions in bands, int8 full integer), run by LiteRT.js
+  (``--web-runtime litert``, the default); or ``model.onnx``, the ONNX
+  target's graph run by onnxruntime-web (``--web-runtime onnxruntime``);
 - ``fiqa.js``: the module an app imports (``FaceQualityScorer``: ``scoreFaces``,
   ``capture`` from a camera); the work runs in ``fiqa-worker.js``, a Web
   Worker, so the page never freezes;
 - ``detect/``: the BlazeFace models of :mod:`fiqa_edge.detect`, unchanged, and
   ``settings.json`` (:func:`fiqa_edge.detect.detector_settings` and the
   model's framing), which ``detect.js`` and ``align.js`` follow as Python does;
-- ``litert/``: LiteRT.js, which runs the ``.tflite`` detectors as
+- ``litert/``: LiteRT.js, which runs the ``.tflite`` models as
   ``ai-edge-litert`` does in Python (XNNPACK in WebAssembly), copied from the
   npm package pinned in ``web/package-lock.json``: its threaded build (relaxed
   SIMD, cross-origin isolated pages) and its compatible one. Converting the
@@ -18,35 +21,55 @@ from any static host:
   range model but has no DENSIFY or DEPTH_TO_SPACE for the full range one;
 - ``preprocess.js``: the manifest's preprocessing, Pillow's (its antialiased
   bilinear resize in fixed point included; docs/preprocessing.md says where
-  it differs), after the browser's own image decoding;
-- ``ort/``: onnxruntime-web's ES module, its Emscripten loader and its
-  WebAssembly binary, copied from the npm package pinned in
-  ``web/package-lock.json`` (the WebGPU build too with ``--web-webgpu``);
+  it differs), after the browser's own image decoding, in the model's layout;
+- ``ort/`` (``--web-runtime onnxruntime`` only): onnxruntime-web's ES module,
+  its Emscripten loader and its WebAssembly binary, copied from the npm
+  package pinned in ``web/package-lock.json`` (the WebGPU build too with
+  ``--web-webgpu``);
 - ``index.html`` + ``demo.js``: a page to drop photos and see each face's
   quality, to capture the best face from a camera, and to check the bundle
   against ``reference/``, the bundled sample faces whose fp32 scores the
   manifest stores.
 
-int8 (``--web-int8``):
+LiteRT.js is the default because it ran the model faster in Chromium here
+(2 threads, batch 1, p50 ms; docs/bench/web352-litertjs-run*.*,
+web224-litertjs.*), and it was already in the bundle for the detectors:
 
-- ``dynamic`` (default): int8 weights for the MatMul and Gemm layers (the
-  pointwise convolutions and the head), activations quantized at run time
-  (``onnxruntime.quantization.quantize_dynamic``); needs no calibration.
-- ``static``: the ONNX target's calibrated QDQ graph.
+=========================  ==============  ===========
+model                      352 px (v1)     224 px (v3)
+=========================  ==============  ===========
+LiteRT.js int8 (static)    27.94, 22.51    17.12
+LiteRT.js fp32             33.50, 26.08    20.03
+onnxruntime-web int8       48.61, 36.28    22.49
+native onnxruntime int8    15.74, 11.58    7.89
+=========================  ==============  ===========
 
-Chosen by measurement (demo model, 128 px; parity on 200 LFW faces not used
-for calibration, latency batch 1 in headless Chromium, 2 threads, the
-variants in one browser): dynamic 4.2 ms, SRCC 0.9994 against fp32; static
-5.9 ms, SRCC 0.9979; dynamic with the convolutions too 9.7 ms. WebAssembly
-has no fast int8 convolution, and fp32 ran 5.0 ms.
+onnxruntime-web's WebAssembly kernels have no fast int8 convolution, and its
+profile at 352 px put 37 % of the int8 model's time in float GELU and
+depthwise convolutions; XNNPACK's WebAssembly build runs the full-integer
+convolutions and fully connected layers, and the banded depthwise ones, with
+its own SIMD kernels.
+
+int8 (``--web-int8``; ``auto``, the default, takes the faster mode of each
+runtime):
+
+- LiteRT.js: ``static`` (full integer, calibrated; the LiteRT target's
+  default). ``dynamic`` ran 98 ms against 29 for static at 352 px: LiteRT.js
+  has no fast path for activations quantized at run time.
+- onnxruntime-web: ``dynamic``: int8 weights for the MatMul and Gemm layers
+  (the pointwise convolutions and the head), activations quantized at run
+  time (``onnxruntime.quantization.quantize_dynamic``), no calibration.
+  ``static`` (the ONNX target's calibrated QDQ graph) ran 5.9 against 4.2 ms
+  for dynamic (demo model, 128 px; SRCC 0.9979 against 0.9994).
 
 Validation runs the bundle in a headless Chromium (:mod:`.browser`): the page
 decodes and scores the validation image files and the scores are held to the
-precision's bound against fp32 torch, as for every target. fp16 (the ONNX
-target's float16 graph) halves the model download and validates, but
-WebAssembly has no float16 arithmetic: it ran 18.7 ms against about 5 ms for
-fp32 here (demo model, 128 px). It is for WebGPU, which cannot be validated
-without a GPU.
+precision's bound against fp32 torch, as for every target. fp16 halves the
+model download and validates; WebAssembly has no float16 arithmetic, so
+LiteRT dequantizes its float16 weights at load and onnxruntime-web's float16
+graph ran 18.7 ms against about 5 ms for fp32 (demo model, 128 px). The
+WebGPU build (``--web-runtime onnxruntime --web-webgpu``) cannot be
+validated without a GPU.
 """
 
 from __future__ import annotations

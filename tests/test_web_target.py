@@ -150,7 +150,7 @@ def test_web_bundles_pass_their_bounds_in_the_browser(web_bundles):
         assert figure["browser"] == "headless Chromium" and figure["backend"] == "wasm", figure
         assert figure["images"] == 26 and figure["faces"]["also_in_calibration"] == 0
         assert figure["srcc"] >= BOUNDS[precision].srcc
-        assert figure["runtime"] == "litert-web" and figure["threads"] == min(4, os.cpu_count() or 1), figure
+        assert figure["runtime"] == "LiteRT.js" and figure["threads"] == min(4, os.cpu_count() or 1), figure
     assert web_bundles["fp32"].parity["max_abs"] <= 1e-4  # the page's decoding and resize match Pillow's
     assert web_bundles["int8"].parity["plcc"] >= 0.995
     assert web_bundles["int8"].parity["max_abs"] > 1e-4  # really the int8 graph
@@ -272,7 +272,9 @@ def test_bench_has_a_browser_row_beside_the_native_ones(web_bundles):
     assert web.parity["images"] == 7 and web.parity["srcc"] >= 0.99  # against fp32 torch on the same 7 images
     assert web.runtime["threads"] >= 1 and web.runtime["first_score_ms"] > web.runtime["load_ms"] > 0
     assert native.status == "ok" and native.backend == "onnxruntime"
-    assert "litert-web int8: headless Chromium, wasm" in table(report)
+    version = Manifest.load(web_bundles["int8"].bundle).figures["web"]["litertjs"]
+    assert re.search(rf"litert-web int8: headless Chromium, wasm, \d thread\(s\), LiteRT\.js {re.escape(version)}, timed",
+                     table(report))
     assert time.perf_counter() - t0 < 120
 
 

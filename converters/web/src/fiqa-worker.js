@@ -8,10 +8,10 @@
 const MAX_PIXELS = 89478485;
 const KEPT = 8; // preprocessed faces kept for timing batches
 
-let model; // the quality model: {run(data, batch), layout, version}, on LiteRT.js or onnxruntime-web
+let model; // the quality model: {run(data, batch), layout, threads, runtime, version}
 let manifest;
 let preprocess;
-let liteRt; // {lr, threaded}: LiteRT.js, loaded once for the model and the detectors
+let liteRt; // {lr, threaded, compile}: LiteRT.js, loaded once for the model and the detectors
 let faces; // {settings, models: {name: {…settings, run}}, detect: detect.js, alignFace}
 const kept = [];
 
@@ -44,14 +44,14 @@ async function loadDetection(bundleUrl, threads) {
   if (response.status === 404) return null;
   if (!response.ok) throw new Error(`detect/settings.json: HTTP ${response.status}`);
   const settings = await response.json();
-  const [{ compile, threaded }, detect, { alignFace }] = await Promise.all(
+  const [{ lr, compile, threaded }, detect, { alignFace }] = await Promise.all(
     [loadLiteRt(threads), import('./detect.js'), import('./align.js')]);
   const models = {};
   for (const [name, model] of Object.entries(settings.models)) {
     const compiled = await compile(new Uint8Array(await (await get(new URL(`detect/${model.file}`, bundleUrl))).arrayBuffer()));
     const n = model.input;
     const run = async (input) => {
-      const tensor = new liteRt.lr.Tensor(input, [1, n, n, 3]);
+      const tensor = new lr.Tensor(input, [1, n, n, 3]);
       const outputs = await compiled.run([tensor]);
       tensor.delete();
       const arrays = outputs.map((t) => t.toTypedArray().slice());
@@ -89,7 +89,7 @@ async function liteRtModel(bytes, threads) {
     }
     return scores;
   };
-  return { run, layout: 'HWC', threads: threaded ? threads : 1, version: manifest.figures.web?.litertjs ?? null };
+  return { run, layout: 'HWC', threads: threaded ? threads : 1, runtime: 'LiteRT.js', version: manifest.figures.web?.litertjs ?? null };
 }
 
 // the ONNX target's graph on onnxruntime-web (NCHW input, any batch size)
@@ -105,7 +105,7 @@ async function onnxRuntimeModel(bytes, backend, threads) {
     const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', data, [batch, 3, n, n]) });
     return out[session.outputNames[0]].data;
   };
-  return { run, layout: 'CHW', threads: ort.env.wasm.numThreads, version: ort.env.versions?.web ?? null };
+  return { run, layout: 'CHW', threads: ort.env.wasm.numThreads, runtime: 'onnxruntime-web', version: ort.env.versions?.web ?? null };
 }
 
 async function init({ bundleUrl, backend, threads }) {
@@ -123,7 +123,7 @@ async function init({ bundleUrl, backend, threads }) {
   model = onLiteRt ? await liteRtModel(bytes, threads) : await onnxRuntimeModel(bytes, backend, threads);
   faces = await loadDetection(bundleUrl, threads);
   return {
-    manifest, backend, runtime: manifest.backend, runtimeVersion: model.version, threads: model.threads,
+    manifest, backend, runtime: model.runtime, runtimeVersion: model.version, threads: model.threads,
     crossOriginIsolated: self.crossOriginIsolated, loadMs: performance.now() - t0,
     detection: faces ? { ...faces.settings, threaded: faces.threaded } : null,
   };

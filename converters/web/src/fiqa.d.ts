@@ -78,8 +78,8 @@ export class FaceQualityScorer {
   readonly backend: string;
   readonly threads: number;
   readonly crossOriginIsolated: boolean;
-  /** what runs the quality model: 'litert-web' (LiteRT.js) or 'onnxruntime-web' */
-  readonly runtime: 'litert-web' | 'onnxruntime-web';
+  /** what runs the quality model */
+  readonly runtime: 'LiteRT.js' | 'onnxruntime-web';
   readonly runtimeVersion: string | null;
   readonly loadMs: number;
   /** the model's score scale, or null */
