@@ -16,7 +16,7 @@ def serve(folder: Path, host: str, port: int) -> None:
 
     Unlike `python -m http.server`, it sends the cross-origin isolation headers
     (Cross-Origin-Opener-Policy: same-origin, Cross-Origin-Embedder-Policy:
-    require-corp), so the page may run onnxruntime-web on several WebAssembly
+    require-corp), so the page may run its models on several WebAssembly
     threads. For trying a bundle locally; put a real web server in front of it
     in production.
     """
