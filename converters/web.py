@@ -85,6 +85,7 @@ import numpy as np
 
 from fiqa_edge._deps import is_available
 from fiqa_edge.assets import SAMPLES_DIR
+from fiqa_edge.backends import WEB_BACKENDS
 from fiqa_edge.detect import detector_settings
 from fiqa_edge.detect.blazeface import MODELS_DIR, box_iou
 from fiqa_edge.errors import FiqaError
@@ -96,15 +97,12 @@ from fiqa_edge.scorer import QualityScorer
 from .base import BuildContext, Converter, cli_option
 from .browser import WEB_DIR, BrowserSession, browser_unavailable, npm_missing, npm_package_dir
 from .litert import LiteRtConverter, LiteRtOptions
-from .litert import embed_manifest as embed_in_tflite
 from .onnx import OnnxConverter, OnnxOptions
-from .onnx import embed_manifest as embed_in_onnx
 
 __all__ = ["RUNTIMES", "WebConverter", "WebOptions", "browser_root"]
 
-#: the quality model's runtime in the page -> the backend its manifest names, its model file
-RUNTIMES: dict[str, tuple[str, str]] = {"litert": ("litert-web", "model.tflite"),
-                                        "onnxruntime": ("onnxruntime-web", "model.onnx")}
+#: ``--web-runtime`` -> the target whose model the page runs (LiteRT.js: LiteRT's, onnxruntime-web: ONNX's)
+RUNTIMES: dict[str, type[Converter]] = {"litert": LiteRtConverter, "onnxruntime": OnnxConverter}
 #: each runtime's int8 when none is asked for: the fastest in the browser here
 DEFAULT_INT8 = {"litert": "static", "onnxruntime": "dynamic"}
 
@@ -225,10 +223,16 @@ def _faces_vs_python(bundle: Path, paths: list[Path], page: list[dict]) -> dict[
     return record
 
 
+def _in_browser(target: type[Converter]) -> tuple[str, str]:
+    """The model file of ``target`` and the backend a web bundle of it names (:data:`WEB_BACKENDS`)."""
+    return target.model_file, next(web for web, native in WEB_BACKENDS.items() if native == target.backend)
+
+
 class WebConverter(Converter[WebOptions]):
     """``--to web``: a static bundle that finds, aligns and scores faces in the browser."""
 
-    key, model_file, backend, package = "web", RUNTIMES["litert"][1], RUNTIMES["litert"][0], "litert_torch"
+    key, package = "web", "litert_torch"
+    model_file, backend = _in_browser(LiteRtConverter)
     options_type = WebOptions
     embeds_manifest = True
 
@@ -239,8 +243,7 @@ class WebConverter(Converter[WebOptions]):
         return browser_unavailable()
 
     def artifact(self, options: WebOptions) -> tuple[str, str]:
-        backend, model_file = RUNTIMES[options.runtime]
-        return model_file, backend
+        return _in_browser(RUNTIMES[options.runtime])
 
     def build(self, ctx: BuildContext, precision: str, dst: Path, options: WebOptions) -> dict[str, Any]:
         """The quality model (the LiteRT or the ONNX target's build, with this target's int8 mode), the page's
@@ -306,4 +309,4 @@ class WebConverter(Converter[WebOptions]):
         return {**checks, "files": "complete"}
 
     def embed_manifest(self, model_file: Path, manifest: Manifest) -> None:
-        (embed_in_onnx if model_file.suffix == ".onnx" else embed_in_tflite)(model_file, manifest)
+        RUNTIMES[WEB_BACKENDS[manifest.backend]]().embed_manifest(model_file, manifest)
