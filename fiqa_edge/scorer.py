@@ -76,6 +76,7 @@ class QualityScorer:
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         arch: str | None = None,
         input_size: int | None = None,
+        pin_threads: bool = True,
     ) -> QualityScorer:
         """Open a bundle folder or a model file.
 
@@ -93,12 +94,16 @@ class QualityScorer:
             max_pixels: larger images are refused with an error (decompression-bomb guard).
             arch: the architecture of a torch checkpoint whose keys do not tell it.
             input_size: the input size of such a checkpoint.
+            pin_threads: the LiteRT and ExecuTorch backends, with one thread per
+                CPU (their default), keep each thread on a CPU of its own
+                (:mod:`fiqa_edge.backends.pinning`).
 
         Raises:
             CheckpointError: the model file is missing, damaged or of another kind.
             MissingDependencyError: the backend's package is not installed (names the extra).
         """
-        engine = open_backend(model, backend=backend, threads=threads, device=device, arch=arch, input_size=input_size)
+        engine = open_backend(model, backend=backend, threads=threads, device=device, arch=arch, input_size=input_size,
+                              pin_threads=pin_threads)
         return cls(engine, max_pixels=max_pixels)
 
     @property

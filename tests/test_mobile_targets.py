@@ -3,8 +3,10 @@ bad model files, and the integration page's app snippets against the bundles' ow
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 
 from fiqa_edge.assets import DEFAULT_BUNDLE, DEFAULT_LITERT_BUNDLE, DEFAULT_MODEL, SAMPLES_DIR
 from fiqa_edge.backends import cannot_run, open_backend
+from fiqa_edge.backends.pinning import Pinning, usable_cpus
 from fiqa_edge.converters.litert import HEAD_MODULE, PREFILTER_MODULE
 from fiqa_edge.converters.targets import TARGETS
 from fiqa_edge.errors import CheckpointError
@@ -62,6 +65,23 @@ def test_the_bundled_litert_bundle_scores_as_its_stored_reference(faces):
     # the model file alone carries the same manifest
     backend = open_backend(DEFAULT_LITERT_BUNDLE / "model.tflite", backend="litert")
     assert backend.manifest.to_dict() == manifest.to_dict()
+
+
+@needs_litert
+def test_litert_runs_a_thread_per_cpu_each_pinned_to_its_own(faces):
+    cpus = usable_cpus()
+    before = {int(tid) for tid in os.listdir("/proc/self/task")} if sys.platform == "linux" else set()
+    pinned = QualityScorer.load(DEFAULT_LITERT_BUNDLE)
+    started = {int(tid) for tid in os.listdir("/proc/self/task")} - before if sys.platform == "linux" else set()
+    unpinned = QualityScorer.load(DEFAULT_LITERT_BUNDLE, pin_threads=False)
+    assert unpinned.backend.pinning == Pinning()
+    np.testing.assert_allclose(pinned.score_batch(faces), unpinned.score_batch(faces), rtol=1e-5, atol=1e-6)
+    if sys.platform != "linux" or len(cpus) < 2:
+        return
+    # XNNPACK's workers: one per CPU but the first, which the calling thread takes during a call
+    assert pinned.backend.pinning.caller_cpu == cpus[0]
+    assert sorted(next(iter(os.sched_getaffinity(tid))) for tid in started) == cpus[1:]
+    assert QualityScorer.load(DEFAULT_LITERT_BUNDLE, threads=1).backend.pinning == Pinning()
 
 
 @pytest.mark.heavy
@@ -297,9 +317,16 @@ def test_executorch_threads_size_the_runtime_threadpool(executorch_fp32, faces):
     try:
         one = QualityScorer.load(executorch_fp32, threads=1)
         assert portable_lib._threadpool_get_thread_count() == 1
+        assert one.backend.pinning == Pinning()
         scores = one.score_batch(faces[:4])
-        two = QualityScorer.load(executorch_fp32, threads=2)
+        two = QualityScorer.load(executorch_fp32, threads=2, pin_threads=False)
         assert portable_lib._threadpool_get_thread_count() == 2
         np.testing.assert_allclose(two.score_batch(faces[:4]), scores, rtol=1e-5, atol=1e-6)
+        # by default: a thread per usable CPU, pinned where there are two or more
+        default = QualityScorer.load(executorch_fp32)
+        assert portable_lib._threadpool_get_thread_count() == len(usable_cpus())
+        if sys.platform == "linux" and len(usable_cpus()) > 1:
+            assert default.backend.pinning.caller_cpu == usable_cpus()[0]
+        np.testing.assert_allclose(default.score_batch(faces[:4]), scores, rtol=1e-5, atol=1e-6)
     finally:
         portable_lib._unsafe_reset_threadpool(before)

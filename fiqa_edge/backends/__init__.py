@@ -157,11 +157,13 @@ def open_backend(
     device: str | None = None,
     arch: str | None = None,
     input_size: int | None = None,
+    pin_threads: bool = True,
 ) -> Backend:
     """Load ``model`` with ``backend`` (a key of :data:`BACKENDS`, or ``auto``: see :func:`backend_for`).
 
     ``threads`` and ``device`` are passed to the backend; ``arch`` and
-    ``input_size`` matter to torch checkpoints only.
+    ``input_size`` matter to torch checkpoints only; ``pin_threads`` to the
+    XNNPACK backends (LiteRT, ExecuTorch: :mod:`.pinning`).
 
     Raises:
         FiqaError: unknown backend name.
@@ -184,5 +186,5 @@ def open_backend(
     require(package, f"the {name} backend")
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls).load(
-        model, threads=threads, device=device, arch=arch, input_size=input_size
+        model, threads=threads, device=device, arch=arch, input_size=input_size, pin_threads=pin_threads
     )

@@ -5,9 +5,10 @@ backend needs torch; on a phone the same ``.pte`` runs in ExecuTorch's C++,
 Android (Java/Kotlin) or iOS runtime. A ``.pte`` carries no metadata of ours:
 its ``fiqa.json`` must sit beside it. Each batch size the program was exported
 for is a method (``forward``: one image; ``forward_<N>``); a batch is split
-into the largest sizes the program has. ``threads`` sets the size of the
-runtime's threadpool, which is one per process (every program loaded in it
-shares it).
+into the largest sizes the program has. The runtime's threadpool is one per
+process (every program loaded in it shares it); by default this backend
+replaces it with one of a thread per usable CPU, each pinned to its own
+(:mod:`.pinning`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .._output import captured_output
 from ..errors import CheckpointError, first_line
 from ..manifest import MANIFEST_NAME, Manifest
 from . import model_path, predict_in_sizes
+from .pinning import Pinning, pin_new_threads, usable_cpus
 
 __all__ = ["ExecuTorchBackend"]
 
@@ -32,19 +34,22 @@ class ExecuTorchBackend:
 
     name = "executorch"
 
-    def __init__(self, program: object, methods: dict[int, object], manifest: Manifest) -> None:
+    def __init__(self, program: object, methods: dict[int, object], manifest: Manifest, pinning: Pinning) -> None:
         self.program = program  # the methods run on its memory
+        self.pinning = pinning
         self.methods = methods
         self.manifest = manifest
         self.spec = manifest.preprocessing
         self.arch = manifest.arch
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, etdump: bool = False,
-             **_: object) -> ExecuTorchBackend:
-        """Open ``model.pte`` (with ``fiqa.json`` beside it) or its bundle folder; ``threads``: the threadpool size.
+    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, pin_threads: bool = True,
+             etdump: bool = False, **_: object) -> ExecuTorchBackend:
+        """Open ``model.pte`` (with ``fiqa.json`` beside it) or its bundle folder.
 
-        ``etdump``: record every operator's time on each call (``program.write_etdump_result_to_file``).
+        ``threads``: the threadpool's size (default: the runtime's, one per CPU). ``pin_threads``: a new threadpool
+        of one thread per usable CPU, each pinned to its own (:mod:`.pinning`). ``etdump``: record every operator's
+        time on each call (``program.write_etdump_result_to_file``).
         """
         path = model_path(path)
         if not (path.parent / MANIFEST_NAME).is_file():
@@ -53,12 +58,20 @@ class ExecuTorchBackend:
         manifest = Manifest.load(path.parent)
         try:
             with captured_output(f"ExecuTorch loading {path.name}"):  # it reports on the CPU it finds, torch warns
+                from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
                 from executorch.runtime import Runtime
 
-                if threads:
-                    from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
+                # the Python runtime's only handle on its threadpool, which every program in the process shares
+                cpus, pinning = len(usable_cpus()), Pinning()
 
-                    _unsafe_reset_threadpool(threads)  # the Python runtime's only handle on its threadpool
+                def new_pool() -> None:  # a reset to the pool's own size keeps its threads: go through one
+                    _unsafe_reset_threadpool(1)
+                    _unsafe_reset_threadpool(cpus)
+
+                if pin_threads and threads in (None, cpus):
+                    pinning = pin_new_threads(new_pool, cpus)[1]
+                elif threads:
+                    _unsafe_reset_threadpool(threads)
                 # the runtime reads (maps) the file itself
                 program = Runtime.get().load_program(str(path), enable_etdump=etdump)
                 methods = {int(m[1] or 1): program.load_method(name)
@@ -72,7 +85,7 @@ class ExecuTorchBackend:
         if 1 not in methods:
             msg = f"{path}: the program has no 'forward' method taking one image (methods: {sorted(program.method_names)})"
             raise CheckpointError(msg)
-        backend = cls(program, methods, manifest)
+        backend = cls(program, methods, manifest, pinning)
         n = manifest.preprocessing.input_size
         with captured_output(f"ExecuTorch running {path.name}"):
             backend.predict(np.zeros((1, 3, n, n), np.float32))
@@ -84,4 +97,5 @@ class ExecuTorchBackend:
         def run(method):
             return lambda x: method.execute([torch.from_numpy(x)])[0].numpy()
 
-        return predict_in_sizes(batch, {size: run(method) for size, method in self.methods.items()})
+        with self.pinning.calling():
+            return predict_in_sizes(batch, {size: run(method) for size, method in self.methods.items()})

@@ -18,6 +18,7 @@ from .._output import captured_output
 from ..errors import CheckpointError, first_line
 from ..manifest import EMBEDDED_KEY, Manifest
 from . import bundle_manifest, model_path, predict_in_sizes
+from .pinning import Pinning, pin_new_threads, usable_cpus
 
 __all__ = ["LiteRtBackend", "embedded_manifest"]
 
@@ -42,6 +43,7 @@ class LiteRtBackend:
         self.manifest = manifest
         self.spec = manifest.preprocessing
         self.arch = manifest.arch
+        self.pinning = Pinning()  # set by :meth:`load`
         self.runners: dict[int, tuple[object, str, bool]] = {}
         for name, io in interpreter.get_signature_list().items():
             runner = interpreter.get_signature_runner(name)
@@ -53,24 +55,40 @@ class LiteRtBackend:
             raise CheckpointError(msg)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, **_: object) -> LiteRtBackend:
-        """Open ``model.tflite`` or its bundle folder."""
+    def load(cls, path: str | os.PathLike[str], *, threads: int | None = None, pin_threads: bool = True,
+             **_: object) -> LiteRtBackend:
+        """Open ``model.tflite`` or its bundle folder.
+
+        ``threads``: XNNPACK's threads (default: one per usable CPU; the interpreter's own default is one thread).
+        ``pin_threads``: each on a CPU of its own (:mod:`.pinning`).
+        """
         path = model_path(path)
+        threads = threads or len(usable_cpus())
         try:
             data = path.read_bytes()
-            with captured_output(f"LiteRT loading {path.name}"):  # its C++ code reports a bad file on stderr too
-                interpreter = Interpreter(model_content=data, num_threads=threads)
             embedded = embedded_manifest(data)
         except OSError as exc:
             msg = f"{path}: cannot read the model ({exc.strerror or exc})"
             raise CheckpointError(msg) from exc
-        except Exception as exc:  # the interpreter and the flatbuffer reader raise assorted types
+        except Exception as exc:  # the flatbuffer reader raises assorted types
             msg = f"{path}: not a LiteRT (.tflite) model ({first_line(exc)})"
             raise CheckpointError(msg) from exc
-        backend = cls(interpreter, bundle_manifest(path, embedded))
-        n = backend.spec.input_size
-        with captured_output(f"LiteRT running {path.name}"):  # its C++ code announces the XNNPACK delegate on first use
-            backend.predict(np.zeros((1, 3, n, n), np.float32))
+
+        def start() -> LiteRtBackend:  # XNNPACK starts its threads on the first call
+            try:
+                with captured_output(f"LiteRT loading {path.name}"):  # its C++ code reports a bad file on stderr too
+                    interpreter = Interpreter(model_content=data, num_threads=threads)
+            except Exception as exc:  # the interpreter raises assorted types
+                msg = f"{path}: not a LiteRT (.tflite) model ({first_line(exc)})"
+                raise CheckpointError(msg) from exc
+            backend = cls(interpreter, bundle_manifest(path, embedded))
+            n = backend.spec.input_size
+            with captured_output(f"LiteRT running {path.name}"):  # it announces the XNNPACK delegate on first use
+                backend.predict(np.zeros((1, 3, n, n), np.float32))
+            return backend
+
+        backend, pinning = pin_new_threads(start, threads) if pin_threads else (start(), Pinning())
+        backend.pinning = pinning
         return backend
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -81,4 +99,5 @@ class LiteRtBackend:
 
             return score
 
-        return predict_in_sizes(batch, {size: run(*entry) for size, entry in self.runners.items()})
+        with self.pinning.calling():
+            return predict_in_sizes(batch, {size: run(*entry) for size, entry in self.runners.items()})

@@ -38,6 +38,7 @@ class TorchBackend:
         device: str | None = None,
         arch: str | None = None,
         input_size: int | None = None,
+        **_: object,
     ) -> TorchBackend:
         """Load a checkpoint (architecture named or recognised from its keys).
 
