@@ -9,9 +9,9 @@ bimodal. OpenVINO pins its own threads for this reason
 (``ENABLE_CPU_PINNING``); XNNPACK's runtimes have no such setting, so these
 backends pin: each worker to a CPU of its own, and the calling thread, for
 the length of each call, to the CPU left (its own affinity comes back after).
-Measured on a 2-core machine, ExecuTorch int8 at 352 px, five processes of
-25 rounds (a 0.1 s pause, then three calls): p50 7.6–13.1 ms unpinned,
-6.3–7.2 pinned (docs/benchmarking.md).
+Measured on a 2-core machine, ExecuTorch int8 at 352 px, three processes of
+25 rounds (a 0.1 s pause, then three calls), p50: 12.8, 8.4 and 9.6 ms
+unpinned, 7.4, 7.1 and 6.6 pinned (docs/benchmarking.md).
 
 Pinning applies only where it cannot crowd threads onto a few cores: when the
 pool has exactly one thread per CPU the process may use (the default thread
