@@ -47,9 +47,9 @@ class ExecuTorchBackend:
              etdump: bool = False, **_: object) -> ExecuTorchBackend:
         """Open ``model.pte`` (with ``fiqa.json`` beside it) or its bundle folder.
 
-        ``threads``: the threadpool's size (default: the runtime's, one per CPU). ``pin_threads``: a new threadpool
-        of one thread per usable CPU, each pinned to its own (:mod:`.pinning`). ``etdump``: record every operator's
-        time on each call (``program.write_etdump_result_to_file``).
+        ``threads``: the threadpool's size (default: one per usable CPU). ``pin_threads``: with one thread per usable
+        CPU, a new threadpool whose threads each keep a CPU of their own (:mod:`.pinning`). ``etdump``: record every
+        operator's time on each call (``program.write_etdump_result_to_file``).
         """
         path = model_path(path)
         if not (path.parent / MANIFEST_NAME).is_file():
@@ -61,10 +61,11 @@ class ExecuTorchBackend:
                 from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
                 from executorch.runtime import Runtime
 
-                # the Python runtime's only handle on its threadpool, which every program in the process shares
                 cpus, pinning = len(usable_cpus()), Pinning()
 
-                def new_pool() -> None:  # a reset to the pool's own size keeps its threads: go through one
+                # resets are the Python runtime's only handle on its threadpool, which every program in the process
+                # shares; a reset to the pool's own size keeps its threads, so a new pool goes through one thread
+                def new_pool() -> None:
                     _unsafe_reset_threadpool(1)
                     _unsafe_reset_threadpool(cpus)
 
