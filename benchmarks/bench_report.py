@@ -42,6 +42,9 @@ def _notes(report: BenchReport) -> list[str]:
              f"{report.settings['cpu_count']} CPUs ({report.settings['cpu']})"]
     if report.images < 200:
         notes.append(f"only {report.images} images: at least 200 are recommended for parity and accuracy figures")
+    pinned = [f"{r.backend} {r.precision}" for r in report.results if r.pinned]
+    if pinned:
+        notes.append(f"threads pinned, each to a CPU of its own: {', '.join(pinned)}")
     for r in report.results:
         if r.reason:
             notes.append(f"{r.backend} {r.precision} ({Path(r.target).name}) {r.status}: {r.reason}")

@@ -98,6 +98,7 @@ class BenchResult:
     parity: dict[str, Any] | None = None
     accuracy: dict[str, Any] | None = None
     runtime: dict[str, Any] | None = None  # how a browser row ran (browser, backend, threads, load times)
+    pinned: bool = False  # its threads each kept a CPU of their own (fiqa_edge.backends.pinning)
 
     @property
     def noisy(self) -> bool:
@@ -214,7 +215,7 @@ def run_bench(
     for i, info in facts.items():
         r = results[i]
         r.precision, r.size_mb, r.rss_mb = info["precision"], _model_size_mb(artifacts[i]), peaks.get(i)
-        r.runtime = info.get("runtime")
+        r.runtime, r.pinned = info.get("runtime"), info.get("pinned", False)
         if info["cost"]:
             r.params, r.gflops, r.gflops_torch = (info["cost"][k] for k in ("params", "gflops", "gflops_torch"))
     _parity(artifacts, results, facts, inputs, root, reference, samples)

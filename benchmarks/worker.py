@@ -74,6 +74,7 @@ def _serve(conn, path: str, backend: str, threads: int | None, refs: list[str], 
             "source_sha256": manifest.source_sha256 if manifest else None,
             "sample_scores": scorer.score_batch([SAMPLES_DIR / n for n in sample_names]) if sample_names else None,
             "cost": _cost(scorer, manifest),
+            "pinned": getattr(getattr(scorer.backend, "pinning", None), "caller_cpu", None) is not None,
         }
     except Exception as exc:  # reported to the parent as this artifact's failure
         conn.send(("error", " ".join(f"{type(exc).__name__}: {exc}".split())[:300]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -86,6 +87,23 @@ def test_parity_falls_back_to_the_scores_stored_in_the_bundle(monkeypatch):
     assert report.images == 5
     assert row.parity["reference"].startswith("stored scores") and row.parity["images"] == 40
     assert row.parity["max_abs"] <= 1e-4 and row.parity["srcc"] >= 0.9999
+
+
+def test_rows_say_whether_their_threads_were_pinned():
+    from fiqa_edge.assets import DEFAULT_LITERT_BUNDLE
+    from fiqa_edge.backends import cannot_run
+    from fiqa_edge.backends.pinning import usable_cpus
+    from fiqa_edge.benchmarks.bench_report import table
+
+    if cannot_run("litert"):
+        pytest.skip(f"litert: {cannot_run('litert')}")
+    items = [Item(str(p)) for p in sorted(SAMPLES_DIR.glob("*/*.jpg"))[:3]]
+    report = run_bench([DEFAULT_BUNDLE, DEFAULT_LITERT_BUNDLE], items, batch_sizes=(1,), rounds=1, per_round=1,
+                       warmup=0)
+    onnx, litert = report.results
+    pins = sys.platform == "linux" and len(usable_cpus()) > 1
+    assert (onnx.pinned, litert.pinned) == (False, pins)
+    assert ("threads pinned, each to a CPU of its own: litert fp32" in table(report)) == pins
 
 
 def test_parity_without_torch_has_teeth(tmp_path, monkeypatch):
