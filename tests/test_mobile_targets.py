@@ -14,7 +14,7 @@ import pytest
 
 from fiqa_edge.assets import DEFAULT_BUNDLE, DEFAULT_LITERT_BUNDLE, DEFAULT_MODEL, SAMPLES_DIR
 from fiqa_edge.backends import cannot_run, open_backend
-from fiqa_edge.backends.pinning import Pinning, usable_cpus
+from fiqa_edge.backends.pinning import Pinning, _thread_ids, usable_cpus
 from fiqa_edge.converters.litert import HEAD_MODULE, PREFILTER_MODULE
 from fiqa_edge.converters.targets import TARGETS
 from fiqa_edge.errors import CheckpointError
@@ -69,10 +69,9 @@ def test_the_bundled_litert_bundle_scores_as_its_stored_reference(faces):
 
 @needs_litert
 def test_litert_runs_a_thread_per_cpu_each_pinned_to_its_own(faces):
-    cpus = usable_cpus()
-    before = {int(tid) for tid in os.listdir("/proc/self/task")} if sys.platform == "linux" else set()
+    cpus, before = usable_cpus(), _thread_ids()
     pinned = QualityScorer.load(DEFAULT_LITERT_BUNDLE)
-    started = {int(tid) for tid in os.listdir("/proc/self/task")} - before if sys.platform == "linux" else set()
+    started = _thread_ids() - before
     unpinned = QualityScorer.load(DEFAULT_LITERT_BUNDLE, pin_threads=False)
     assert unpinned.backend.pinning == Pinning()
     np.testing.assert_allclose(pinned.score_batch(faces), unpinned.score_batch(faces), rtol=1e-5, atol=1e-6)

@@ -55,8 +55,7 @@ class Pinning:
     @contextmanager
     def calling(self) -> Iterator[None]:
         """Run the body with the calling thread on :attr:`caller_cpu` (unless its affinity excludes that CPU)."""
-        saved = os.sched_getaffinity(0) if self.caller_cpu is not None else set()
-        if self.caller_cpu not in saved:
+        if self.caller_cpu is None or self.caller_cpu not in (saved := os.sched_getaffinity(0)):
             yield
             return
         os.sched_setaffinity(0, {self.caller_cpu})
